@@ -1,0 +1,91 @@
+//! The one place that names the synchronization primitives.
+//!
+//! Under `--cfg loom` every lock and atomic comes from loom so the model checker can explore
+//! interleavings; otherwise from parking_lot and std. Poisoning is hidden: a panic while a
+//! lock is held is a bug the process does not survive meaningfully anyway, and parking_lot
+//! has no poisoning either.
+
+#[cfg(not(loom))]
+mod imp {
+    pub(crate) use std::sync::Arc;
+    pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// A mutual-exclusion lock without poisoning.
+    #[derive(Debug, Default)]
+    pub(crate) struct Mutex<T>(parking_lot::Mutex<T>);
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(parking_lot::Mutex::new(value))
+        }
+        pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, T> {
+            self.0.lock()
+        }
+    }
+
+    /// A reader-writer lock without poisoning.
+    #[derive(Debug, Default)]
+    pub(crate) struct RwLock<T>(parking_lot::RwLock<T>);
+
+    impl<T> RwLock<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(parking_lot::RwLock::new(value))
+        }
+        pub(crate) fn read(&self) -> parking_lot::RwLockReadGuard<'_, T> {
+            self.0.read()
+        }
+        pub(crate) fn write(&self) -> parking_lot::RwLockWriteGuard<'_, T> {
+            self.0.write()
+        }
+    }
+}
+
+#[cfg(loom)]
+mod imp {
+    pub(crate) use loom::sync::Arc;
+    pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
+
+    /// A mutual-exclusion lock without poisoning (loom's, under the model checker).
+    #[derive(Debug, Default)]
+    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(loom::sync::Mutex::new(value))
+        }
+        pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
+            match self.0.lock() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            }
+        }
+    }
+
+    /// A reader-writer lock without poisoning (loom's, under the model checker).
+    #[derive(Debug, Default)]
+    pub(crate) struct RwLock<T>(loom::sync::RwLock<T>);
+
+    impl<T> RwLock<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(loom::sync::RwLock::new(value))
+        }
+        pub(crate) fn read(&self) -> loom::sync::RwLockReadGuard<'_, T> {
+            match self.0.read() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            }
+        }
+        pub(crate) fn write(&self) -> loom::sync::RwLockWriteGuard<'_, T> {
+            match self.0.write() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            }
+        }
+    }
+}
+
+pub(crate) use imp::*;
+
+/// Immutable shared text, cheap to clone (ids are cloned into reservations, changes and
+/// tickets). Not a synchronization primitive, so loom does not replace it.
+pub(crate) type SharedStr = std::sync::Arc<str>;
