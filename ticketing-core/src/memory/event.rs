@@ -1,0 +1,498 @@
+//! One event's state: per-seat locks, the journal (change log, pool counts, expiry queue),
+//! holder accounts and idempotency records.
+//!
+//! Lock order, everywhere: idempotency shard → sweep → reservation → tickets (in order) →
+//! holder accounts (by id) → seats (ascending index) → journal. The journal is the last lock
+//! taken and the event's serialization point for its change log: every change is appended
+//! while the locks of the items it changes are still held, so the log's order agrees with
+//! the order in which items changed hands.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+
+use crate::domain::{
+    Availability, Change, ChangeKind, Event, GaRequest, PoolAvailability, SeatStatus,
+};
+use crate::error::{Entity, Error, Result};
+use crate::id::{ClientReservationId, HolderId, IdempotencyKey, PoolId, SeatId};
+use crate::sync::{Arc, AtomicU64, Mutex, MutexGuard, Ordering};
+use crate::time::Timestamp;
+
+use super::reservation::{CommitRecord, ReservationCell, ReserveRecord};
+use super::shards::Shards;
+
+/// Where a seat is, as the deciding code sees it.
+#[derive(Debug, Clone)]
+pub(crate) enum SeatSlot {
+    Free,
+    /// Held by `owner` (lapsed holds are finalized before any decision reads a slot).
+    Held {
+        owner: Arc<ReservationCell>,
+    },
+    Sold,
+    Blocked,
+}
+
+impl SeatSlot {
+    pub(crate) fn is_free(&self) -> bool {
+        matches!(self, SeatSlot::Free)
+    }
+
+    pub(crate) fn is_held_by(&self, cell: &Arc<ReservationCell>) -> bool {
+        matches!(self, SeatSlot::Held { owner, .. } if Arc::ptr_eq(owner, cell))
+    }
+}
+
+/// A GA pool's counters. `held` includes units of lapsed reservations not yet finalized;
+/// decisions are made after finalizing them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct PoolCounts {
+    pub(crate) capacity: u32,
+    pub(crate) held: u32,
+    pub(crate) sold: u32,
+    pub(crate) blocked: u32,
+}
+
+impl PoolCounts {
+    pub(crate) fn used(&self) -> u32 {
+        self.held + self.sold + self.blocked
+    }
+
+    pub(crate) fn free(&self) -> u32 {
+        self.capacity.saturating_sub(self.used())
+    }
+
+    fn assert_fits(&self) {
+        assert!(self.used() <= self.capacity, "pool over capacity: {self:?}");
+    }
+}
+
+/// An entry of the expiry queue: the earliest `expires_at` first.
+#[derive(Debug)]
+pub(crate) struct Due {
+    pub(crate) expires_at: Timestamp,
+    pub(crate) serial: u64,
+    pub(crate) cell: Arc<ReservationCell>,
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        (self.expires_at, self.serial) == (other.expires_at, other.serial)
+    }
+}
+impl Eq for Due {}
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Due {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.expires_at, self.serial).cmp(&(other.expires_at, other.serial))
+    }
+}
+
+/// The event's log and everything decided in the same critical section.
+#[derive(Debug)]
+pub(crate) struct Journal {
+    changes: VecDeque<Change>,
+    /// Sequence number of the next change.
+    next_seq: u64,
+    /// The log replayed: what `availability` reports.
+    seat_view: Vec<SeatStatus>,
+    pub(crate) pools: Vec<PoolCounts>,
+    due: BinaryHeap<Reverse<Due>>,
+    due_serial: u64,
+}
+
+impl Journal {
+    /// Appends a change; `changed_seats` are the new statuses it gives seats.
+    pub(crate) fn append(
+        &mut self,
+        event: &EventState,
+        at: Timestamp,
+        kind: ChangeKind,
+        changed_seats: impl IntoIterator<Item = (u32, SeatStatus)>,
+    ) {
+        for (index, status) in changed_seats {
+            self.seat_view[index as usize] = status;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.changes.push_back(Change {
+            event: event.event.id.clone(),
+            seq,
+            at,
+            kind,
+        });
+        if self.changes.len() > event.change_retention {
+            self.changes.pop_front();
+        }
+    }
+
+    /// Queues `cell` for expiry at `expires_at` and keeps `next_due` a lower bound of the queue.
+    pub(crate) fn push_due(
+        &mut self,
+        event: &EventState,
+        cell: Arc<ReservationCell>,
+        expires_at: Timestamp,
+    ) {
+        self.due_serial += 1;
+        self.due.push(Reverse(Due {
+            expires_at,
+            serial: self.due_serial,
+            cell,
+        }));
+        if expires_at.as_millis() < event.next_due.load(Ordering::Acquire) {
+            event
+                .next_due
+                .store(expires_at.as_millis(), Ordering::Release);
+        }
+    }
+
+    fn pop_due(&mut self, now: Timestamp) -> Option<Due> {
+        if self
+            .due
+            .peek()
+            .is_some_and(|Reverse(due)| due.expires_at <= now)
+        {
+            self.due.pop().map(|Reverse(due)| due)
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn pool_mut(&mut self, index: usize) -> &mut PoolCounts {
+        &mut self.pools[index]
+    }
+
+    /// Asserts the pool invariant after a mutation (cheap; runs in release builds too).
+    pub(crate) fn assert_pools(&self) {
+        for pool in &self.pools {
+            pool.assert_fits();
+        }
+    }
+}
+
+/// Per-holder counts for the policy's limits (kept only when the event has limits).
+#[derive(Debug, Default)]
+pub(crate) struct HolderAccount {
+    /// Active reservations: (cell, expires_at, items). Lapsed ones are ignored when counting.
+    pub(crate) holds: Vec<(Arc<ReservationCell>, Timestamp, u32)>,
+    /// Valid or checked-in tickets owned.
+    pub(crate) tickets: u32,
+}
+
+impl HolderAccount {
+    pub(crate) fn live_reservations(&self, now: Timestamp) -> u32 {
+        self.holds
+            .iter()
+            .filter(|(_, expires_at, _)| *expires_at > now)
+            .count() as u32
+    }
+
+    pub(crate) fn items(&self, now: Timestamp) -> u32 {
+        let held: u32 = self
+            .holds
+            .iter()
+            .filter(|(_, expires_at, _)| *expires_at > now)
+            .map(|(_, _, items)| *items)
+            .sum();
+        held + self.tickets
+    }
+
+    pub(crate) fn forget(&mut self, cell: &Arc<ReservationCell>) {
+        self.holds.retain(|(held, _, _)| !Arc::ptr_eq(held, cell));
+    }
+}
+
+/// The immutable layout and its indexes.
+#[derive(Debug)]
+pub(crate) struct Layout {
+    seat_index: HashMap<SeatId, u32>,
+    pool_index: HashMap<PoolId, usize>,
+    /// For each seat, the seat of the same section and row numbered one higher.
+    pub(crate) next_in_row: Vec<Option<u32>>,
+}
+
+/// Everything about one event.
+#[derive(Debug)]
+pub(crate) struct EventState {
+    pub(crate) event: Event,
+    pub(crate) layout: Layout,
+    pub(crate) seats: Box<[Mutex<SeatSlot>]>,
+    pub(crate) journal: Mutex<Journal>,
+    /// Held while finalizing lapsed reservations, so a decision made after `sweep` returns
+    /// never meets a lapsed hold that another thread is still finalizing.
+    sweep_lock: Mutex<()>,
+    /// A lower bound of the expiry queue's earliest entry (millis); `u64::MAX` when empty.
+    next_due: AtomicU64,
+    /// Best-available scans start here: (release epoch << 32) | lowest possibly free seat.
+    free_hint: AtomicU64,
+    pub(crate) holders: Option<Shards<HolderId, HolderAccount>>,
+    pub(crate) reserve_keys: Shards<ClientReservationId, ReserveRecord>,
+    pub(crate) commit_keys: Shards<IdempotencyKey, CommitRecord>,
+    change_retention: usize,
+}
+
+impl EventState {
+    pub(crate) fn new(event: Event, change_retention: usize) -> Self {
+        let seat_index: HashMap<SeatId, u32> = event
+            .seats
+            .iter()
+            .enumerate()
+            .map(|(index, seat)| (seat.id.clone(), index as u32))
+            .collect();
+        let pool_index = event
+            .pools
+            .iter()
+            .enumerate()
+            .map(|(index, pool)| (pool.id.clone(), index))
+            .collect();
+        let places: HashMap<(&str, &str, u32), u32> = event
+            .seats
+            .iter()
+            .enumerate()
+            .map(|(index, seat)| {
+                (
+                    (seat.section.as_str(), seat.row.as_str(), seat.number),
+                    index as u32,
+                )
+            })
+            .collect();
+        let next_in_row = event
+            .seats
+            .iter()
+            .map(|seat| {
+                let next = seat.number.checked_add(1)?;
+                places
+                    .get(&(seat.section.as_str(), seat.row.as_str(), next))
+                    .copied()
+            })
+            .collect();
+        let pools = event
+            .pools
+            .iter()
+            .map(|pool| PoolCounts {
+                capacity: pool.capacity,
+                ..PoolCounts::default()
+            })
+            .collect();
+        let has_limits = event.policy.holder_seats_max.is_some()
+            || event.policy.holder_reservations_max.is_some();
+        let journal = Journal {
+            changes: VecDeque::new(),
+            next_seq: 1,
+            seat_view: vec![SeatStatus::Available; event.seats.len()],
+            pools,
+            due: BinaryHeap::new(),
+            due_serial: 0,
+        };
+        let state = Self {
+            seats: event
+                .seats
+                .iter()
+                .map(|_| Mutex::new(SeatSlot::Free))
+                .collect(),
+            layout: Layout {
+                seat_index,
+                pool_index,
+                next_in_row,
+            },
+            journal: Mutex::new(journal),
+            sweep_lock: Mutex::new(()),
+            next_due: AtomicU64::new(u64::MAX),
+            free_hint: AtomicU64::new(0),
+            holders: has_limits.then(Shards::new),
+            reserve_keys: Shards::new(),
+            commit_keys: Shards::new(),
+            change_retention: change_retention.max(1),
+            event,
+        };
+        let created_at = state.event.created_at;
+        state
+            .journal
+            .lock()
+            .append(&state, created_at, ChangeKind::EventCreated, []);
+        state
+    }
+
+    pub(crate) fn seat_index(&self, seat: &SeatId) -> Result<u32> {
+        self.layout
+            .seat_index
+            .get(seat)
+            .copied()
+            .ok_or_else(|| Error::not_found(Entity::Seat, seat))
+    }
+
+    pub(crate) fn pool_index(&self, pool: &PoolId) -> Result<usize> {
+        self.layout
+            .pool_index
+            .get(pool)
+            .copied()
+            .ok_or_else(|| Error::not_found(Entity::Pool, pool))
+    }
+
+    pub(crate) fn seat_id(&self, index: u32) -> SeatId {
+        self.event.seats[index as usize].id.clone()
+    }
+
+    pub(crate) fn pool_id(&self, index: usize) -> PoolId {
+        self.event.pools[index].id.clone()
+    }
+
+    pub(crate) fn seat_ids(&self, indices: &[u32]) -> Vec<SeatId> {
+        indices.iter().map(|index| self.seat_id(*index)).collect()
+    }
+
+    pub(crate) fn ga_requests(&self, ga: &[(usize, u32)]) -> Vec<GaRequest> {
+        ga.iter()
+            .map(|(pool, quantity)| GaRequest {
+                pool: self.pool_id(*pool),
+                quantity: *quantity,
+            })
+            .collect()
+    }
+
+    /// Locks seats in ascending index order (the global order, so no deadlock).
+    /// `indices` must be sorted and distinct.
+    pub(crate) fn lock_seats(&self, indices: &[u32]) -> Vec<MutexGuard<'_, SeatSlot>> {
+        debug_assert!(indices.windows(2).all(|pair| pair[0] < pair[1]));
+        indices
+            .iter()
+            .map(|index| self.seats[*index as usize].lock())
+            .collect()
+    }
+
+    /// The holder account shard for `holder`, when the event has limits.
+    pub(crate) fn holder_shard(
+        &self,
+        holder: &HolderId,
+    ) -> Option<MutexGuard<'_, super::shards::Shard<HolderId, HolderAccount>>> {
+        self.holders.as_ref().map(|holders| holders.lock(holder))
+    }
+
+    // ---- best-available hint -------------------------------------------------------
+
+    /// The hint as read at the start of a scan.
+    pub(crate) fn free_hint(&self) -> u64 {
+        self.free_hint.load(Ordering::Acquire)
+    }
+
+    /// Raises the hint to `first_free` if no seat was released since `read` was taken.
+    pub(crate) fn raise_free_hint(&self, read: u64, first_free: u32) {
+        if first_free > read as u32 {
+            let raised = (read & !u64::from(u32::MAX)) | u64::from(first_free);
+            let _ =
+                self.free_hint
+                    .compare_exchange(read, raised, Ordering::AcqRel, Ordering::Acquire);
+        }
+    }
+
+    /// Records that seat `index` became free (called while its lock is held).
+    pub(crate) fn seat_released(&self, index: u32) {
+        let mut current = self.free_hint.load(Ordering::Acquire);
+        loop {
+            let epoch = (current >> 32).wrapping_add(1) & u64::from(u32::MAX);
+            let lowest = (current as u32).min(index);
+            let next = (epoch << 32) | u64::from(lowest);
+            match self.free_hint.compare_exchange_weak(
+                current,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    // ---- expiry --------------------------------------------------------------------
+
+    /// Whether some reservation of this event may have lapsed by `now`.
+    pub(crate) fn may_have_due(&self, now: Timestamp) -> bool {
+        self.next_due.load(Ordering::Acquire) <= now.as_millis()
+    }
+
+    /// Finalizes up to `limit` reservations lapsed by `now`; returns how many it expired.
+    pub(crate) fn sweep(&self, now: Timestamp, limit: usize) -> usize {
+        let _sweeping = self.sweep_lock.lock();
+        let mut expired = 0;
+        while expired < limit {
+            let Some(due) = self.journal.lock().pop_due(now) else {
+                break;
+            };
+            if due.cell.expire_if_lapsed(self, now) {
+                expired += 1;
+            }
+        }
+        let journal = self.journal.lock();
+        let earliest = journal
+            .due
+            .peek()
+            .map_or(u64::MAX, |Reverse(due)| due.expires_at.as_millis());
+        self.next_due.store(earliest, Ordering::Release);
+        drop(journal);
+        expired
+    }
+
+    /// Finalizes everything lapsed by `now` if anything may have.
+    pub(crate) fn sweep_if_due(&self, now: Timestamp) {
+        if self.may_have_due(now) {
+            self.sweep(now, usize::MAX);
+        }
+    }
+
+    // ---- reads ---------------------------------------------------------------------
+
+    pub(crate) fn availability(&self) -> Availability {
+        let journal = self.journal.lock();
+        let pools = journal
+            .pools
+            .iter()
+            .zip(self.event.pools.iter())
+            .map(|(counts, spec)| PoolAvailability {
+                pool: spec.id.clone(),
+                capacity: counts.capacity,
+                held: counts.held,
+                sold: counts.sold,
+                blocked: counts.blocked,
+                available: counts.free(),
+            })
+            .collect();
+        Availability {
+            event: self.event.id.clone(),
+            seq: journal.next_seq - 1,
+            seats: journal.seat_view.clone(),
+            pools,
+        }
+    }
+
+    pub(crate) fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>> {
+        let journal = self.journal.lock();
+        let first_retained = journal
+            .changes
+            .front()
+            .map_or(journal.next_seq, |change| change.seq);
+        if after + 1 < first_retained {
+            return Err(Error::ChangesPruned { first_retained });
+        }
+        let skip = usize::try_from(after + 1 - first_retained).unwrap_or(usize::MAX);
+        Ok(journal
+            .changes
+            .iter()
+            .skip(skip)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    /// Forgets idempotency records made before `cutoff`.
+    pub(crate) fn prune_idempotency(&self, cutoff: Timestamp) {
+        self.reserve_keys
+            .for_each_shard(|shard| shard.retain(|_, record| record.made_at >= cutoff));
+        self.commit_keys
+            .for_each_shard(|shard| shard.retain(|_, record| record.made_at >= cutoff));
+    }
+}

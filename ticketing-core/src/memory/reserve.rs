@@ -1,0 +1,317 @@
+//! Reserving: all or nothing, over explicit seats, GA units and best-available seats.
+
+use crate::domain::{BestAvailable, ChangeKind, Reservation, ReserveRequest, SeatStatus};
+use crate::error::{Error, HolderLimit, Result};
+use crate::sync::Arc;
+use crate::time::Timestamp;
+use crate::token::ReservationToken;
+use crate::validate;
+
+use super::MemoryStore;
+use super::event::{EventState, SeatSlot};
+use super::reservation::{ReservationCell, ReserveRecord};
+
+/// Attempts at a best-available claim whose picks were taken between the scan and the lock.
+const CLAIM_ATTEMPTS_MAX: usize = 64;
+
+/// Where explicit and best-available seats stand after looking them up.
+struct Claim<'a> {
+    request: &'a ReserveRequest,
+    seats: Vec<u32>,
+    ga: Vec<(usize, u32)>,
+    now: Timestamp,
+    expires_at: Timestamp,
+}
+
+/// The outcome of a best-available scan: the picks, or how many candidates there were.
+type Picks = std::result::Result<Vec<u32>, u32>;
+
+impl MemoryStore {
+    pub(super) fn reserve_now(&self, request: ReserveRequest) -> Result<Reservation> {
+        validate::check_reserve(&request)?;
+        let event = self.event_state(&request.event)?;
+        let now = self.now();
+        let Some(key) = request.client_reservation_id.clone() else {
+            return self.reserve_fresh(&event, &request, now);
+        };
+        // The key's shard stays locked until the outcome is recorded: a concurrent repeat
+        // waits and then sees the first outcome.
+        let mut keys = event.reserve_keys.lock(&key);
+        if let Some(record) = keys.get(&key)
+            && self.remembered(record.made_at, now)
+        {
+            if let Some(field) = record.mismatch(&request) {
+                return Err(Error::IdempotencyMismatch { field });
+            }
+            return match &record.outcome {
+                Ok(id) => self.reservation_now(id),
+                Err(error) => Err(error.clone()),
+            };
+        }
+        let outcome = self.reserve_fresh(&event, &request, now);
+        let recorded = outcome
+            .as_ref()
+            .map(|reservation| reservation.id.clone())
+            .map_err(Clone::clone);
+        keys.insert(
+            key,
+            ReserveRecord {
+                request,
+                made_at: now,
+                outcome: recorded,
+            },
+        );
+        outcome
+    }
+
+    fn reserve_fresh(
+        &self,
+        event: &EventState,
+        request: &ReserveRequest,
+        now: Timestamp,
+    ) -> Result<Reservation> {
+        let policy = &event.event.policy;
+        let ttl_seconds = request
+            .ttl_seconds
+            .unwrap_or(policy.reservation_ttl_seconds);
+        if ttl_seconds > policy.reservation_ttl_seconds_max {
+            return Err(Error::invalid(
+                "ttl_seconds",
+                format!(
+                    "this event allows at most {} seconds",
+                    policy.reservation_ttl_seconds_max
+                ),
+            ));
+        }
+        let seats = request
+            .seats
+            .iter()
+            .map(|seat| event.seat_index(seat))
+            .collect::<Result<Vec<_>>>()?;
+        let ga = request
+            .ga
+            .iter()
+            .map(|ga| Ok((event.pool_index(&ga.pool)?, ga.quantity)))
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(window) = &event.event.sale_window
+            && !window.contains(now)
+        {
+            let (opens_at, closed_at) = match window.opens_at {
+                Some(opens) if now < opens => (Some(opens), None),
+                _ => (None, window.closes_at),
+            };
+            return Err(Error::NotOnSale {
+                opens_at,
+                closed_at,
+            });
+        }
+        event.sweep_if_due(now);
+        let expires_at = now.saturating_add(std::time::Duration::from_secs(u64::from(ttl_seconds)));
+        let claim = Claim {
+            request,
+            seats,
+            ga,
+            now,
+            expires_at,
+        };
+        for _ in 0..CLAIM_ATTEMPTS_MAX {
+            if let Some(reservation) = self.try_claim(event, &claim)? {
+                return Ok(reservation);
+            }
+        }
+        // Every attempt lost its best-available picks to a racing buyer: the seats went fast.
+        Err(Error::SoldOut {
+            pool: None,
+            remaining: 0,
+        })
+    }
+
+    /// One attempt: `Ok(None)` when best-available picks were taken before they were locked.
+    fn try_claim(&self, event: &EventState, claim: &Claim<'_>) -> Result<Option<Reservation>> {
+        let request = claim.request;
+        let mut holders = event.holder_shard(&request.holder);
+        let best_count = request.best_available.as_ref().map_or(0, |best| best.count);
+        let requested =
+            claim.seats.len() as u32 + claim.ga.iter().map(|(_, q)| q).sum::<u32>() + best_count;
+        if let Some(holders) = holders.as_deref() {
+            check_limits(event, holders.get(&request.holder), requested, claim.now)?;
+        }
+        let picks: Picks = match &request.best_available {
+            Some(best) => best_available(event, best, &claim.seats),
+            None => Ok(Vec::new()),
+        };
+        let mut sorted = claim.seats.clone();
+        sorted.extend(picks.as_deref().unwrap_or_default());
+        sorted.sort_unstable();
+        let mut guards = event.lock_seats(&sorted);
+        let slot = |index: u32| {
+            sorted
+                .binary_search(&index)
+                .unwrap_or_else(|_| unreachable!("locked"))
+        };
+        let unavailable: Vec<_> = claim
+            .seats
+            .iter()
+            .filter(|index| !guards[slot(**index)].is_free())
+            .map(|index| event.seat_id(*index))
+            .collect();
+        if !unavailable.is_empty() {
+            return Err(Error::SeatUnavailable { seats: unavailable });
+        }
+        if let Ok(picks) = &picks
+            && picks.iter().any(|index| !guards[slot(*index)].is_free())
+        {
+            return Ok(None);
+        }
+        let mut journal = event.journal.lock();
+        for (pool, quantity) in &claim.ga {
+            let free = journal.pools[*pool].free();
+            if *quantity > free {
+                return Err(Error::SoldOut {
+                    pool: Some(event.pool_id(*pool)),
+                    remaining: free,
+                });
+            }
+        }
+        let picks = picks.map_err(|remaining| Error::SoldOut {
+            pool: None,
+            remaining,
+        })?;
+        let mut seats = claim.seats.clone();
+        seats.extend(&picks);
+        let token = ReservationToken::generate();
+        let cell = Arc::new(ReservationCell::new(
+            request,
+            token.clone(),
+            claim.now,
+            claim.expires_at,
+            seats.into_boxed_slice(),
+            claim.ga.clone().into_boxed_slice(),
+        ));
+        for guard in guards.iter_mut() {
+            **guard = SeatSlot::Held {
+                owner: cell.clone(),
+            };
+        }
+        for (pool, quantity) in &claim.ga {
+            journal.pool_mut(*pool).held += quantity;
+        }
+        journal.assert_pools();
+        let kind = ChangeKind::Reserved {
+            reservation: cell.id.clone(),
+            holder: cell.holder.clone(),
+            seats: event.seat_ids(&cell.seats),
+            ga: request.ga.clone(),
+            expires_at: claim.expires_at,
+        };
+        journal.append(
+            event,
+            claim.now,
+            kind,
+            sorted.iter().map(|index| (*index, SeatStatus::Held)),
+        );
+        journal.push_due(event, cell.clone(), claim.expires_at);
+        drop(journal);
+        drop(guards);
+        if let Some(holders) = holders.as_deref_mut() {
+            let account = holders.entry(request.holder.clone()).or_default();
+            account
+                .holds
+                .push((cell.clone(), claim.expires_at, requested));
+        }
+        drop(holders);
+        self.reservations.insert(cell.id.clone(), cell.clone());
+        let state = cell.state.lock();
+        Ok(Some(cell.view(event, &state, claim.now, Some(token))))
+    }
+}
+
+fn check_limits(
+    event: &EventState,
+    account: Option<&super::event::HolderAccount>,
+    requested: u32,
+    now: Timestamp,
+) -> Result<()> {
+    let policy = &event.event.policy;
+    let (live, items) = account.map_or((0, 0), |account| {
+        (account.live_reservations(now), account.items(now))
+    });
+    if let Some(max) = policy.holder_reservations_max
+        && live + 1 > max
+    {
+        return Err(Error::LimitExceeded {
+            limit: HolderLimit::Reservations,
+            max,
+        });
+    }
+    if let Some(max) = policy.holder_seats_max
+        && items + requested > max
+    {
+        return Err(Error::LimitExceeded {
+            limit: HolderLimit::Seats,
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// Finds best-available seats without holding any seat lock across seats: each slot is
+/// read under its own lock, and the caller re-checks the picks once it has locked them all.
+fn best_available(event: &EventState, best: &BestAvailable, explicit: &[u32]) -> Picks {
+    let hint = event.free_hint();
+    let start = hint as u32;
+    let seat_count = event.seats.len() as u32;
+    let matches = |index: u32| {
+        let seat = &event.event.seats[index as usize];
+        best.section
+            .as_ref()
+            .is_none_or(|section| &seat.section == section)
+            && best
+                .category
+                .as_ref()
+                .is_none_or(|category| &seat.category == category)
+            && !explicit.contains(&index)
+    };
+    let is_free = |index: u32| event.seats[index as usize].lock().is_free();
+    let is_candidate = |index: u32| matches(index) && is_free(index);
+    let mut first_free: Option<u32> = None;
+    let mut candidates: u32 = 0;
+    let mut picks = Vec::with_capacity(best.count as usize);
+    for index in start..seat_count {
+        if !is_free(index) {
+            continue;
+        }
+        first_free.get_or_insert(index);
+        if !matches(index) {
+            continue;
+        }
+        candidates += 1;
+        if !best.adjacent {
+            picks.push(index);
+            if picks.len() == best.count as usize {
+                break;
+            }
+            continue;
+        }
+        let mut run = vec![index];
+        while run.len() < best.count as usize {
+            match run
+                .last()
+                .and_then(|last| event.layout.next_in_row[*last as usize])
+            {
+                Some(next) if is_candidate(next) => run.push(next),
+                _ => break,
+            }
+        }
+        if run.len() == best.count as usize {
+            picks = run;
+            break;
+        }
+    }
+    event.raise_free_hint(hint, first_free.unwrap_or(seat_count));
+    if picks.len() == best.count as usize {
+        Ok(picks)
+    } else {
+        Err(candidates)
+    }
+}
