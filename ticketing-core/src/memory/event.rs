@@ -423,7 +423,7 @@ impl EventState {
             let Some(due) = self.journal.lock().pop_due(now) else {
                 break;
             };
-            if due.cell.expire_if_lapsed(self, now) {
+            if super::reservation::expire_if_lapsed(&due.cell, self, now) {
                 expired += 1;
             }
         }

@@ -412,7 +412,7 @@ impl MemoryStore {
             return Ok(());
         }
         check_active(&state, now)?;
-        cell.release(&event, &mut state, Release::Cancelled, now);
+        super::reservation::release(&cell, &event, &mut state, Release::Cancelled, now);
         Ok(())
     }
 }

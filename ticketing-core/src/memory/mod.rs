@@ -25,7 +25,7 @@ use crate::domain::{
 use crate::error::{Entity, Error, Result};
 use crate::id::{EventId, HolderId, OrderId, PoolId, ReservationId, SeatId, TicketCode, TicketId};
 use crate::store::InventoryStore;
-use crate::sync::{Arc, RwLock};
+use crate::sync::{Arc, RwLock, StdArc};
 use crate::time::{Clock, SystemClock, Timestamp};
 use crate::token::ReservationToken;
 use crate::validate;
@@ -76,7 +76,7 @@ impl MemoryStoreConfig {
 /// once.
 #[derive(Debug)]
 pub struct MemoryStore {
-    clock: Arc<dyn Clock>,
+    clock: StdArc<dyn Clock>,
     config: MemoryStoreConfig,
     events: RwLock<BTreeMap<EventId, Arc<EventState>>>,
     reservations: Shards<ReservationId, Arc<ReservationCell>>,
@@ -94,16 +94,16 @@ impl Default for MemoryStore {
 impl MemoryStore {
     /// A store on the system clock with default settings.
     pub fn new() -> Self {
-        Self::with_config(Arc::new(SystemClock), MemoryStoreConfig::default())
+        Self::with_config(StdArc::new(SystemClock), MemoryStoreConfig::default())
     }
 
     /// A store on `clock` (a [`crate::ManualClock`] in tests) with default settings.
-    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+    pub fn with_clock(clock: StdArc<dyn Clock>) -> Self {
         Self::with_config(clock, MemoryStoreConfig::default())
     }
 
     /// A store on `clock` with `config`.
-    pub fn with_config(clock: Arc<dyn Clock>, config: MemoryStoreConfig) -> Self {
+    pub fn with_config(clock: StdArc<dyn Clock>, config: MemoryStoreConfig) -> Self {
         Self {
             clock,
             config,

@@ -108,74 +108,78 @@ impl ReservationCell {
             order: state.order.clone(),
         }
     }
+}
 
-    /// Finalizes this reservation as expired if it is active and lapsed by `now`.
-    pub(crate) fn expire_if_lapsed(self: &Arc<Self>, event: &EventState, now: Timestamp) -> bool {
-        let mut state = self.state.lock();
-        if state.status != ReservationStatus::Active || state.expires_at > now {
-            return false;
-        }
-        self.release(event, &mut state, Release::Expired, now);
-        true
+/// Finalizes `cell` as expired if it is active and lapsed by `now`.
+pub(crate) fn expire_if_lapsed(
+    cell: &Arc<ReservationCell>,
+    event: &EventState,
+    now: Timestamp,
+) -> bool {
+    let mut state = cell.state.lock();
+    if state.status != ReservationStatus::Active || state.expires_at > now {
+        return false;
     }
+    release(cell, event, &mut state, Release::Expired, now);
+    true
+}
 
-    /// Ends an active hold: every item back to free, the holder's count updated, logged.
-    /// The caller holds the reservation's lock (`state`).
-    pub(crate) fn release(
-        self: &Arc<Self>,
-        event: &EventState,
-        state: &mut ReservationState,
-        why: Release,
-        now: Timestamp,
-    ) {
-        assert_eq!(state.status, ReservationStatus::Active);
-        if let Some(mut holders) = event.holder_shard(&self.holder)
-            && let Some(account) = holders.get_mut(&self.holder)
-        {
-            account.forget(self);
-        }
-        let sorted = self.seats_sorted();
-        let mut guards = event.lock_seats(&sorted);
-        for (guard, index) in guards.iter_mut().zip(&sorted) {
-            assert!(
-                guard.is_held_by(self),
-                "an active reservation holds its seats"
-            );
-            **guard = SeatSlot::Free;
-            event.seat_released(*index);
-        }
-        let mut journal = event.journal.lock();
-        for (pool, quantity) in self.ga.iter() {
-            let counts = journal.pool_mut(*pool);
-            assert!(
-                counts.held >= *quantity,
-                "an active reservation holds its units"
-            );
-            counts.held -= quantity;
-        }
-        let (seats, ga) = (event.seat_ids(&self.seats), event.ga_requests(&self.ga));
-        let reservation = self.id.clone();
-        let kind = match why {
-            Release::Cancelled => ChangeKind::Cancelled {
-                reservation,
-                seats,
-                ga,
-            },
-            Release::Expired => ChangeKind::Expired {
-                reservation,
-                seats,
-                ga,
-            },
-        };
-        let freed = sorted.iter().map(|index| (*index, SeatStatus::Available));
-        journal.append(event, now, kind, freed);
-        drop(journal);
-        drop(guards);
-        state.status = match why {
-            Release::Cancelled => ReservationStatus::Cancelled,
-            Release::Expired => ReservationStatus::Expired,
-        };
+/// Ends an active hold: every item back to free, the holder's count updated, logged.
+/// The caller holds the reservation's lock (`state`).
+pub(crate) fn release(
+    cell: &Arc<ReservationCell>,
+    event: &EventState,
+    state: &mut ReservationState,
+    why: Release,
+    now: Timestamp,
+) {
+    assert_eq!(state.status, ReservationStatus::Active);
+    if let Some(mut holders) = event.holder_shard(&cell.holder)
+        && let Some(account) = holders.get_mut(&cell.holder)
+    {
+        account.forget(cell);
     }
+    let sorted = cell.seats_sorted();
+    let mut guards = event.lock_seats(&sorted);
+    for (guard, index) in guards.iter_mut().zip(&sorted) {
+        assert!(
+            guard.is_held_by(cell),
+            "an active reservation holds its seats"
+        );
+        **guard = SeatSlot::Free;
+        event.seat_released(*index);
+    }
+    let mut journal = event.journal.lock();
+    for (pool, quantity) in cell.ga.iter() {
+        let counts = journal.pool_mut(*pool);
+        assert!(
+            counts.held >= *quantity,
+            "an active reservation holds its units"
+        );
+        counts.held -= quantity;
+    }
+    let (seats, ga) = (event.seat_ids(&cell.seats), event.ga_requests(&cell.ga));
+    let reservation = cell.id.clone();
+    let kind = match why {
+        Release::Cancelled => ChangeKind::Cancelled {
+            reservation,
+            seats,
+            ga,
+        },
+        Release::Expired => ChangeKind::Expired {
+            reservation,
+            seats,
+            ga,
+        },
+    };
+    let freed = sorted.iter().map(|index| (*index, SeatStatus::Available));
+    journal.append(event, now, kind, freed);
+    drop(journal);
+    drop(guards);
+    state.status = match why {
+        Release::Cancelled => ReservationStatus::Cancelled,
+        Release::Expired => ReservationStatus::Expired,
+    };
 }
 
 /// What a reservation request is compared on when its client id comes again.
