@@ -173,6 +173,37 @@ pub(crate) mod prefix {
     pub(crate) const TICKET: &str = "tkt_";
 }
 
+fn generated(prefix: &str, at: crate::time::Timestamp) -> SharedStr {
+    // A ULID: time-ordered (ids sort by creation, good for B-trees and logs) with 80 random
+    // bits, so ids reveal nothing about sales volume.
+    let ulid = ulid::Ulid::from_parts(at.as_millis(), rand::random::<u128>());
+    let mut text = String::with_capacity(prefix.len() + 26);
+    text.push_str(prefix);
+    text.push_str(&ulid.to_string());
+    SharedStr::from(text)
+}
+
+impl ReservationId {
+    /// A fresh reservation id made at `at` (`rsv_` and a ULID).
+    pub fn generate(at: crate::time::Timestamp) -> Self {
+        Self(generated(prefix::RESERVATION, at))
+    }
+}
+
+impl OrderId {
+    /// A fresh order id made at `at` (`ord_` and a ULID).
+    pub fn generate(at: crate::time::Timestamp) -> Self {
+        Self(generated(prefix::ORDER, at))
+    }
+}
+
+impl TicketId {
+    /// A fresh ticket id made at `at` (`tkt_` and a ULID).
+    pub fn generate(at: crate::time::Timestamp) -> Self {
+        Self(generated(prefix::TICKET, at))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,36 +236,5 @@ mod tests {
         assert_eq!(json, "\"A-1-7\"");
         assert_eq!(serde_json::from_str::<SeatId>(&json).unwrap(), id);
         assert!(serde_json::from_str::<SeatId>("\"bad id\"").is_err());
-    }
-}
-
-fn generated(prefix: &str, at: crate::time::Timestamp) -> SharedStr {
-    // A ULID: time-ordered (ids sort by creation, good for B-trees and logs) with 80 random
-    // bits, so ids reveal nothing about sales volume.
-    let ulid = ulid::Ulid::from_parts(at.as_millis(), rand::random::<u128>());
-    let mut text = String::with_capacity(prefix.len() + 26);
-    text.push_str(prefix);
-    text.push_str(&ulid.to_string());
-    SharedStr::from(text)
-}
-
-impl ReservationId {
-    /// A fresh reservation id made at `at` (`rsv_` and a ULID).
-    pub fn generate(at: crate::time::Timestamp) -> Self {
-        Self(generated(prefix::RESERVATION, at))
-    }
-}
-
-impl OrderId {
-    /// A fresh order id made at `at` (`ord_` and a ULID).
-    pub fn generate(at: crate::time::Timestamp) -> Self {
-        Self(generated(prefix::ORDER, at))
-    }
-}
-
-impl TicketId {
-    /// A fresh ticket id made at `at` (`tkt_` and a ULID).
-    pub fn generate(at: crate::time::Timestamp) -> Self {
-        Self(generated(prefix::TICKET, at))
     }
 }

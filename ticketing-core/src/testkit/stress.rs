@@ -76,7 +76,7 @@ pub async fn stress_hot_seats(t: &TestStore) {
         let (store, ledger) = (t.store.clone(), ledger.clone());
         let event = events[task % events.len()].id.clone();
         tasks.push(tokio::spawn(async move {
-            buyer(store, ledger, event, task as u64).await
+            buyer(store, ledger, event, task as u64).await;
         }));
     }
     // The clock moves while buyers work: holds lapse under their commits.
