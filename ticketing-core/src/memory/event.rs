@@ -19,7 +19,7 @@ use crate::sync::{Arc, AtomicU64, Mutex, MutexGuard, Ordering};
 use crate::time::Timestamp;
 
 use super::reservation::{CommitRecord, ReservationCell, ReserveRecord};
-use super::shards::Shards;
+use super::shards::{FastHasher, Shards};
 
 /// Where a seat is, as the deciding code sees it.
 #[derive(Debug, Clone)]
@@ -209,8 +209,8 @@ impl HolderAccount {
 /// The immutable layout and its indexes.
 #[derive(Debug)]
 pub(crate) struct Layout {
-    seat_index: HashMap<SeatId, u32>,
-    pool_index: HashMap<PoolId, usize>,
+    seat_index: HashMap<SeatId, u32, FastHasher>,
+    pool_index: HashMap<PoolId, usize, FastHasher>,
     /// For each seat, the seat of the same section and row numbered one higher.
     pub(crate) next_in_row: Vec<Option<u32>>,
 }
@@ -237,7 +237,7 @@ pub(crate) struct EventState {
 
 impl EventState {
     pub(crate) fn new(event: Event, change_retention: usize) -> Self {
-        let seat_index: HashMap<SeatId, u32> = event
+        let seat_index: HashMap<SeatId, u32, FastHasher> = event
             .seats
             .iter()
             .enumerate()

@@ -1,7 +1,11 @@
 //! A hash map split over independently locked shards, so unrelated keys do not contend.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, RandomState};
+use std::hash::{BuildHasher, Hash};
+
+/// The hasher of the store's maps: keys are ids the store made or the organizer gave, and
+/// each map is seeded at random, so a fast non-cryptographic hash is enough.
+pub(crate) type FastHasher = foldhash::fast::RandomState;
 
 use crate::sync::Mutex;
 
@@ -9,20 +13,20 @@ use crate::sync::Mutex;
 const SHARD_COUNT: usize = 64;
 const _: () = assert!(SHARD_COUNT.is_power_of_two());
 
-pub(crate) type Shard<K, V> = HashMap<K, V>;
+pub(crate) type Shard<K, V> = HashMap<K, V, FastHasher>;
 
 #[derive(Debug)]
 pub(crate) struct Shards<K, V> {
-    hasher: RandomState,
+    hasher: FastHasher,
     shards: Box<[Mutex<Shard<K, V>>]>,
 }
 
 impl<K: Hash + Eq, V> Shards<K, V> {
     pub(crate) fn new() -> Self {
         Self {
-            hasher: RandomState::new(),
+            hasher: FastHasher::default(),
             shards: (0..SHARD_COUNT)
-                .map(|_| Mutex::new(HashMap::new()))
+                .map(|_| Mutex::new(HashMap::default()))
                 .collect(),
         }
     }
