@@ -20,9 +20,17 @@ fn layout() -> ticketing_core::Result<Vec<Seat>> {
                 section: "Stalls".into(),
                 row: (*row).into(),
                 number,
-                category: if row_index == 0 { "premium" } else { "standard" }.into(),
+                category: if row_index == 0 {
+                    "premium"
+                } else {
+                    "standard"
+                }
+                .into(),
                 accessible: number == 1,
-                position: ticketing_core::Position { x: number as f32, y: row_index as f32 },
+                position: ticketing_core::Position {
+                    x: number as f32,
+                    y: row_index as f32,
+                },
             });
         }
     }
@@ -30,7 +38,10 @@ fn layout() -> ticketing_core::Result<Vec<Seat>> {
 }
 
 fn print_seat_map(event: &ticketing_core::Event, availability: &ticketing_core::Availability) {
-    println!("seat map at change #{} (. free  h held  X sold  # blocked)", availability.seq);
+    println!(
+        "seat map at change #{} (. free  h held  X sold  # blocked)",
+        availability.seq
+    );
     for row in ROWS {
         let line: String = event
             .seats
@@ -64,12 +75,24 @@ async fn main() -> ticketing_core::Result<()> {
             id: event_id.clone(),
             name: "Quick-start concert".into(),
             seats: layout()?,
-            pools: vec![PoolSpec { id: standing.clone(), name: "Standing".into(), capacity: 200 }],
+            pools: vec![PoolSpec {
+                id: standing.clone(),
+                name: "Standing".into(),
+                capacity: 200,
+            }],
             sale_window: None,
-            policy: Policy { holder_seats_max: Some(8), ..Policy::default() },
+            policy: Policy {
+                holder_seats_max: Some(8),
+                ..Policy::default()
+            },
         })
         .await?;
-    println!("created '{}' with {} seats and {} GA pool", event.name, event.seats.len(), event.pools.len());
+    println!(
+        "created '{}' with {} seats and {} GA pool",
+        event.name,
+        event.seats.len(),
+        event.pools.len()
+    );
 
     // Alice picks two seats on the map and two standing places.
     let alice = HolderId::new("alice")?;
@@ -77,7 +100,10 @@ async fn main() -> ticketing_core::Result<()> {
         .seats([SeatId::new("A-5")?, SeatId::new("A-6")?])
         .ga(standing.clone(), 2);
     let held = store.reserve(request).await?;
-    println!("alice holds {:?} + 2 standing until {} ({})", held.seats, held.expires_at, held.id);
+    println!(
+        "alice holds {:?} + 2 standing until {} ({})",
+        held.seats, held.expires_at, held.id
+    );
 
     // Bob wants A-6 too: he is told exactly which seat is gone.
     let bob = HolderId::new("bob")?;
@@ -88,23 +114,41 @@ async fn main() -> ticketing_core::Result<()> {
     }
 
     // Bob asks for the best 3 adjacent seats instead.
-    let best = BestAvailable { count: 3, adjacent: true, ..BestAvailable::default() };
-    let bobs = store.reserve(ReserveRequest::new(event_id.clone(), bob).best_available(best)).await?;
+    let best = BestAvailable {
+        count: 3,
+        adjacent: true,
+        ..BestAvailable::default()
+    };
+    let bobs = store
+        .reserve(ReserveRequest::new(event_id.clone(), bob).best_available(best))
+        .await?;
     println!("bob gets best available {:?}", bobs.seats);
 
     // Alice pays; the commit carries an idempotency key, so a retry cannot sell twice.
-    let token = held.token.clone().ok_or_else(|| ticketing_core::Error::InvalidToken)?;
-    let commit = CommitRequest::new(token, IdempotencyKey::new("alice-payment-1")?).payment_id(PaymentId::new("pay_123")?);
+    let token = held
+        .token
+        .clone()
+        .ok_or_else(|| ticketing_core::Error::InvalidToken)?;
+    let commit = CommitRequest::new(token, IdempotencyKey::new("alice-payment-1")?)
+        .payment_id(PaymentId::new("pay_123")?);
     let order = store.commit(&held.id, commit.clone()).await?;
     let again = store.commit(&held.id, commit).await?;
     assert_eq!(order.id, again.id);
-    println!("alice's order {} has {} tickets:", order.id, order.tickets.len());
+    println!(
+        "alice's order {} has {} tickets:",
+        order.id,
+        order.tickets.len()
+    );
     for ticket in &order.tickets {
         println!("  {:?}  code {}", ticket.item, ticket.code);
     }
 
     print_seat_map(&event, &store.availability(&event_id).await?);
     let changes = store.changes(&event_id, 0, 100).await?;
-    println!("change log: {} entries, the last one: {:?}", changes.len(), changes.last().map(|c| &c.kind));
+    println!(
+        "change log: {} entries, the last one: {:?}",
+        changes.len(),
+        changes.last().map(|c| &c.kind)
+    );
     Ok(())
 }

@@ -12,6 +12,8 @@ mod order;
 mod reservation;
 mod reserve;
 mod shards;
+#[cfg(all(test, not(loom)))]
+mod tests;
 mod tickets;
 
 use std::collections::BTreeMap;
