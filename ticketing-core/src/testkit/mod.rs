@@ -24,6 +24,7 @@ use std::sync::Arc;
 use crate::store::InventoryStore;
 use crate::time::ManualClock;
 
+pub mod fuzz;
 pub mod invariants;
 pub mod model;
 pub mod model_check;

@@ -323,5 +323,7 @@ async fn audit(store: &dyn InventoryStore, event: &EventId, ledger: &Ledger) {
         pool.held + pool.sold + pool.blocked + pool.available,
         pool.capacity
     );
-    // INTEGRATE: super::invariants::check_store(store, event).await;
+    if let Err(why) = super::invariants::check_store(store, event).await {
+        panic!("invariants of {event}: {why}");
+    }
 }
