@@ -15,7 +15,14 @@
 //!   compared with the model's and the invariants checked after every step.
 //! - [`stress`]: many tasks on hot seats, then invariants and a log replay.
 //! - [`invariants`]: the checks, and the log replay.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+// Test support: panics are the failure reports, and the model takes arguments by value as
+// the trait does.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::needless_pass_by_value
+)]
 
 use std::future::Future;
 use std::pin::Pin;
@@ -51,6 +58,17 @@ where
     Fut: Future<Output = TestStore> + Send + 'static,
 {
     Arc::new(move || Box::pin(make()))
+}
+
+/// Runs a conformance test body on a two-worker tokio runtime, so the backend crates'
+/// tests need no runtime of their own.
+pub fn block_on<F: Future<Output = ()>>(body: F) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(body);
 }
 
 /// A fresh in-memory store on a manual clock: the in-memory store's own factory.

@@ -5,7 +5,7 @@
 //! operation the two results must be equal — ids, tokens and ticket codes made by either
 //! side are paired by position and compared through the pairing — then the store's
 //! availability must equal the model's and the store's change log must replay to it
-//! ([`check_store`](super::invariants::check_store)).
+//! ([`check_store`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
