@@ -43,14 +43,46 @@ impl Timestamp {
 
 impl fmt::Debug for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "t+{}ms", self.0)
+        fmt::Display::fmt(self, f)
     }
 }
 
+/// RFC 3339 in UTC with milliseconds (`2026-01-01T00:00:00.000Z`), as people read it in
+/// error messages and logs; the wire format stays milliseconds since the epoch.
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}ms", self.0)
+        let millis = self.0 % 1_000;
+        let seconds = self.0 / 1_000;
+        let (days, of_day) = (seconds / 86_400, seconds % 86_400);
+        let (year, month, day) = civil_from_days(days);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+            of_day / 3_600,
+            of_day % 3_600 / 60,
+            of_day % 60
+        )
     }
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01: count 400-year eras of 146,097
+/// days from 0000-03-01, so that the leap day falls at the end of each computed year.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let shifted = days + 719_468;
+    let era = shifted / 146_097;
+    let day_of_era = shifted % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
 }
 
 /// The source of "now" for a store.
@@ -109,6 +141,27 @@ impl Default for ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
         Timestamp(self.millis.load(Ordering::SeqCst))
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod display_tests {
+    use super::Timestamp;
+
+    #[test]
+    fn displays_as_rfc3339_utc() {
+        let cases = [
+            (0, "1970-01-01T00:00:00.000Z"),
+            (951_782_400_000, "2000-02-29T00:00:00.000Z"),
+            (1_767_225_600_000, "2026-01-01T00:00:00.000Z"),
+            (1_798_761_599_999, "2026-12-31T23:59:59.999Z"),
+            (4_107_542_400_000, "2100-03-01T00:00:00.000Z"),
+        ];
+        for (millis, text) in cases {
+            assert_eq!(Timestamp::from_millis(millis).to_string(), text);
+        }
+        // The end of representable time still prints (far past year 9999).
+        assert!(!Timestamp::from_millis(u64::MAX).to_string().is_empty());
     }
 }
 
