@@ -1,1 +1,548 @@
-fn main() {}
+//! Benchmarks of the in-memory store, each beside a naive `Mutex<HashMap>` doing the same
+//! operation in the same run (the natural limit: what one lock and one map cost).
+//!
+//! `cargo bench -p ticketing-core --bench inventory`; see BENCHMARKS.md for the figures.
+//! Only the operations are timed: building events and stores happens between timed chunks.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use parking_lot::Mutex;
+use ticketing_core::{
+    BestAvailable, CommitRequest, EventId, EventSpec, HolderId, IdempotencyKey, InventoryStore,
+    ManualClock, MemoryStore, Policy, PoolId, PoolSpec, ReserveRequest, Seat, SeatId,
+};
+
+/// Seats per venue: 50 sections × 40 rows × 25 seats.
+const VENUE_SEATS: u32 = 50_000;
+
+/// The in-memory store's futures never wait.
+fn ready<F: Future>(future: F) -> F::Output {
+    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("the in-memory store never waits"),
+    }
+}
+
+fn seat_id(index: u32) -> SeatId {
+    SeatId::new(format!("s{index}")).unwrap()
+}
+
+/// A fresh store with one 50,000-seat event (and a GA pool of `pool` units).
+fn venue(pool: u32) -> (MemoryStore, EventId, Vec<SeatId>) {
+    let store = MemoryStore::with_clock(Arc::new(ManualClock::default()));
+    let event = EventId::new("bench").unwrap();
+    let ids: Vec<SeatId> = (0..VENUE_SEATS).map(seat_id).collect();
+    let seats = ids
+        .iter()
+        .enumerate()
+        .map(|(index, id)| {
+            let index = index as u32;
+            Seat {
+                id: id.clone(),
+                section: format!("S{}", index / 1_000),
+                row: format!("R{}", index / 25 % 40),
+                number: index % 25 + 1,
+                category: "standard".into(),
+                accessible: false,
+                position: Default::default(),
+            }
+        })
+        .collect();
+    ready(store.create_event(EventSpec {
+        id: event.clone(),
+        name: "bench".into(),
+        seats,
+        pools: vec![PoolSpec {
+            id: PoolId::new("ga").unwrap(),
+            name: "GA".into(),
+            capacity: pool,
+        }],
+        sale_window: None,
+        policy: Policy::default(),
+    }))
+    .unwrap();
+    (store, event, ids)
+}
+
+/// The naive baseline: one lock around one map of seat → holder, plus a GA counter.
+#[derive(Default)]
+struct Naive {
+    state: Mutex<NaiveState>,
+}
+
+#[derive(Default)]
+struct NaiveState {
+    seats: HashMap<SeatId, (u64, bool)>,
+    ga_held: u32,
+    next: u64,
+}
+
+impl Naive {
+    /// Holds every seat or none; returns a reservation number.
+    fn reserve(&self, seats: &[SeatId]) -> Option<u64> {
+        let mut state = self.state.lock();
+        if seats.iter().any(|seat| state.seats.contains_key(seat)) {
+            return None;
+        }
+        state.next += 1;
+        let id = state.next;
+        for seat in seats {
+            state.seats.insert(seat.clone(), (id, false));
+        }
+        Some(id)
+    }
+
+    fn commit(&self, seats: &[SeatId], id: u64) -> bool {
+        let mut state = self.state.lock();
+        for seat in seats {
+            match state.seats.get_mut(seat) {
+                Some((owner, sold)) if *owner == id && !*sold => *sold = true,
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    fn cancel(&self, seats: &[SeatId], id: u64) {
+        let mut state = self.state.lock();
+        for seat in seats {
+            if state.seats.get(seat).is_some_and(|(owner, _)| *owner == id) {
+                state.seats.remove(seat);
+            }
+        }
+    }
+
+    fn reserve_ga(&self, capacity: u32, quantity: u32) -> bool {
+        let mut state = self.state.lock();
+        if state.ga_held + quantity > capacity {
+            return false;
+        }
+        state.ga_held += quantity;
+        true
+    }
+}
+
+/// Times `op(i)` for `iters` iterations over fresh stores of `per_store` operations each;
+/// building the stores is not timed.
+fn timed_chunks<S>(
+    iters: u64,
+    per_store: u64,
+    mut setup: impl FnMut() -> S,
+    mut op: impl FnMut(&S, u64),
+) -> Duration {
+    let mut elapsed = Duration::ZERO;
+    let mut done = 0;
+    while done < iters {
+        let chunk = per_store.min(iters - done);
+        let state = setup();
+        let start = Instant::now();
+        for i in 0..chunk {
+            op(&state, i);
+        }
+        elapsed += start.elapsed();
+        done += chunk;
+        drop(state);
+    }
+    elapsed
+}
+
+fn holder() -> HolderId {
+    HolderId::new("buyer").unwrap()
+}
+
+fn reserve_single(c: &mut Criterion) {
+    let mut group = c.benchmark_group("reserve_single");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("store", |b| {
+        b.iter_custom(|iters| {
+            timed_chunks(
+                iters,
+                u64::from(VENUE_SEATS),
+                || venue(1),
+                |(store, event, ids), i| {
+                    let request = ReserveRequest::new(event.clone(), holder())
+                        .seats([ids[i as usize].clone()]);
+                    black_box(ready(store.reserve(request)).unwrap());
+                },
+            )
+        });
+    });
+    let ids: Vec<SeatId> = (0..VENUE_SEATS).map(seat_id).collect();
+    group.bench_function("naive", |b| {
+        b.iter_custom(|iters| {
+            timed_chunks(iters, u64::from(VENUE_SEATS), Naive::default, |naive, i| {
+                black_box(
+                    naive
+                        .reserve(std::slice::from_ref(&ids[i as usize]))
+                        .unwrap(),
+                );
+            })
+        });
+    });
+    group.finish();
+}
+
+fn reserve_commit_single(c: &mut Criterion) {
+    let mut group = c.benchmark_group("reserve_commit_single");
+    group.throughput(Throughput::Elements(1));
+    let keys: Vec<IdempotencyKey> = (0..VENUE_SEATS)
+        .map(|i| IdempotencyKey::new(format!("k{i}")).unwrap())
+        .collect();
+    group.bench_function("store", |b| {
+        b.iter_custom(|iters| {
+            timed_chunks(
+                iters,
+                u64::from(VENUE_SEATS),
+                || venue(1),
+                |(store, event, ids), i| {
+                    let request = ReserveRequest::new(event.clone(), holder())
+                        .seats([ids[i as usize].clone()]);
+                    let held = ready(store.reserve(request)).unwrap();
+                    let commit = CommitRequest::new(held.token.unwrap(), keys[i as usize].clone());
+                    black_box(ready(store.commit(&held.id, commit)).unwrap());
+                },
+            )
+        });
+    });
+    let ids: Vec<SeatId> = (0..VENUE_SEATS).map(seat_id).collect();
+    group.bench_function("naive", |b| {
+        b.iter_custom(|iters| {
+            timed_chunks(iters, u64::from(VENUE_SEATS), Naive::default, |naive, i| {
+                let seats = std::slice::from_ref(&ids[i as usize]);
+                let id = naive.reserve(seats).unwrap();
+                assert!(naive.commit(seats, id));
+            })
+        });
+    });
+    group.finish();
+}
+
+fn reserve_four_seats(c: &mut Criterion) {
+    let mut group = c.benchmark_group("reserve_4_seats");
+    group.throughput(Throughput::Elements(1));
+    let per_store = u64::from(VENUE_SEATS / 4);
+    group.bench_function("store", |b| {
+        b.iter_custom(|iters| {
+            timed_chunks(
+                iters,
+                per_store,
+                || venue(1),
+                |(store, event, ids), i| {
+                    let first = i as usize * 4;
+                    let request = ReserveRequest::new(event.clone(), holder())
+                        .seats(ids[first..first + 4].iter().cloned());
+                    black_box(ready(store.reserve(request)).unwrap());
+                },
+            )
+        });
+    });
+    let ids: Vec<SeatId> = (0..VENUE_SEATS).map(seat_id).collect();
+    group.bench_function("naive", |b| {
+        b.iter_custom(|iters| {
+            timed_chunks(iters, per_store, Naive::default, |naive, i| {
+                let first = i as usize * 4;
+                black_box(naive.reserve(&ids[first..first + 4]).unwrap());
+            })
+        });
+    });
+    group.finish();
+}
+
+fn reserve_ga_two(c: &mut Criterion) {
+    let mut group = c.benchmark_group("reserve_ga_2");
+    group.throughput(Throughput::Elements(1));
+    let capacity = 1_000_000;
+    let pool = PoolId::new("ga").unwrap();
+    group.bench_function("store", |b| {
+        b.iter_custom(|iters| {
+            timed_chunks(
+                iters,
+                u64::from(capacity / 2),
+                || venue(capacity),
+                |(store, event, _), _| {
+                    let request = ReserveRequest::new(event.clone(), holder()).ga(pool.clone(), 2);
+                    black_box(ready(store.reserve(request)).unwrap());
+                },
+            )
+        });
+    });
+    group.bench_function("naive", |b| {
+        b.iter_custom(|iters| {
+            timed_chunks(
+                iters,
+                u64::from(capacity / 2),
+                Naive::default,
+                |naive, _| {
+                    assert!(naive.reserve_ga(capacity, 2));
+                },
+            )
+        });
+    });
+    group.finish();
+}
+
+/// Best available, 4 adjacent, in a venue whose front third is already 60% taken (every
+/// seat whose number is 1, 2 or 4 mod 5), so each search walks past broken runs.
+fn best_available_adjacent(c: &mut Criterion) {
+    let mut group = c.benchmark_group("best_available_4_adjacent");
+    group.throughput(Throughput::Elements(1));
+    let taken: Vec<u32> = (0..VENUE_SEATS / 3)
+        .filter(|index| matches!(index % 5, 1 | 2 | 4))
+        .collect();
+    let per_store = 5_000;
+    let best = BestAvailable {
+        count: 4,
+        adjacent: true,
+        section: None,
+        category: None,
+    };
+    group.bench_function("store", |b| {
+        b.iter_custom(|iters| {
+            timed_chunks(
+                iters,
+                per_store,
+                || {
+                    let (store, event, ids) = venue(1);
+                    for chunk in taken.chunks(64) {
+                        let request =
+                            ReserveRequest::new(event.clone(), HolderId::new("front").unwrap())
+                                .seats(chunk.iter().map(|index| ids[*index as usize].clone()));
+                        ready(store.reserve(request)).unwrap();
+                    }
+                    (store, event)
+                },
+                |(store, event), _| {
+                    let request =
+                        ReserveRequest::new(event.clone(), holder()).best_available(best.clone());
+                    black_box(ready(store.reserve(request)).unwrap());
+                },
+            )
+        });
+    });
+    // The naive way: scan the layout from the front, under the one lock, for 4 free seats in
+    // one row with consecutive numbers.
+    let layout: Vec<(u32, u32)> = (0..VENUE_SEATS)
+        .map(|index| (index / 25, index % 25))
+        .collect();
+    let ids: Vec<SeatId> = (0..VENUE_SEATS).map(seat_id).collect();
+    group.bench_function("naive", |b| {
+        b.iter_custom(|iters| {
+            timed_chunks(
+                iters,
+                per_store,
+                || {
+                    let naive = Naive::default();
+                    for index in &taken {
+                        naive
+                            .reserve(std::slice::from_ref(&ids[*index as usize]))
+                            .unwrap();
+                    }
+                    naive
+                },
+                |naive, _| {
+                    let mut state = naive.state.lock();
+                    let start = (0..VENUE_SEATS as usize - 3)
+                        .find(|&first| {
+                            (first..first + 4).all(|index| {
+                                layout[index].0 == layout[first].0
+                                    && !state.seats.contains_key(&ids[index])
+                            })
+                        })
+                        .unwrap();
+                    state.next += 1;
+                    let id = state.next;
+                    for seat in &ids[start..start + 4] {
+                        state.seats.insert(seat.clone(), (id, false));
+                    }
+                },
+            )
+        });
+    });
+    group.finish();
+}
+
+/// Reserves on disjoint seats from `threads` threads at once; wall time for `iters` in all.
+fn disjoint(c: &mut Criterion) {
+    let mut group = c.benchmark_group("disjoint_seats");
+    group.throughput(Throughput::Elements(1));
+    for threads in [1u64, 2] {
+        group.bench_with_input(
+            BenchmarkId::new("store", threads),
+            &threads,
+            |b, &threads| {
+                b.iter_custom(|iters| parallel_chunks(iters, threads, false));
+            },
+        );
+    }
+    group.bench_function("separate_stores/2", |b| {
+        b.iter_custom(|iters| parallel_chunks(iters, 2, true));
+    });
+    let ids: Arc<Vec<SeatId>> = Arc::new((0..VENUE_SEATS).map(seat_id).collect());
+    for threads in [1u64, 2] {
+        let ids = ids.clone();
+        group.bench_with_input(
+            BenchmarkId::new("naive", threads),
+            &threads,
+            |b, &threads| {
+                b.iter_custom(|iters| {
+                    let mut elapsed = Duration::ZERO;
+                    let mut done = 0;
+                    while done < iters {
+                        let chunk = u64::from(VENUE_SEATS).min(iters - done);
+                        let naive = Naive::default();
+                        let start = Instant::now();
+                        std::thread::scope(|scope| {
+                            for t in 0..threads {
+                                let (naive, ids) = (&naive, &ids);
+                                scope.spawn(move || {
+                                    for i in (t..chunk).step_by(threads as usize) {
+                                        naive
+                                            .reserve(std::slice::from_ref(&ids[i as usize]))
+                                            .unwrap();
+                                    }
+                                });
+                            }
+                        });
+                        elapsed += start.elapsed();
+                        done += chunk;
+                    }
+                    elapsed
+                });
+            },
+        );
+    }
+    group.finish();
+}
+
+/// `iters` single-seat reserves spread over `threads` threads, on fresh venues; each
+/// thread takes seats of its own (interleaved), so they never conflict.
+///
+/// With `separate`, each thread has a store of its own: nothing is shared, which is what
+/// this machine's cores can do at best.
+fn parallel_chunks(iters: u64, threads: u64, separate: bool) -> Duration {
+    let mut elapsed = Duration::ZERO;
+    let mut done = 0;
+    while done < iters {
+        let chunk = u64::from(VENUE_SEATS).min(iters - done);
+        let venues: Vec<_> = (0..if separate { threads } else { 1 })
+            .map(|_| venue(1))
+            .collect();
+        let start = Instant::now();
+        std::thread::scope(|scope| {
+            for t in 0..threads {
+                let (store, event, ids) = &venues[t as usize % venues.len()];
+                scope.spawn(move || {
+                    // Each thread parses its own ids, as request handlers do: no shared
+                    // reference counts between the threads.
+                    let event = EventId::new(event.as_str()).unwrap();
+                    let holder = HolderId::new(format!("buyer-{t}")).unwrap();
+                    for i in (t..chunk).step_by(threads as usize) {
+                        let request = ReserveRequest::new(event.clone(), holder.clone())
+                            .seats([ids[i as usize].clone()]);
+                        black_box(ready(store.reserve(request)).unwrap());
+                    }
+                });
+            }
+        });
+        elapsed += start.elapsed();
+        done += chunk;
+    }
+    elapsed
+}
+
+/// Every thread reserves and cancels the same 4 seats: each attempt either wins (and
+/// cancels) or is refused. Throughput counts attempts.
+fn hot_seat(c: &mut Criterion) {
+    let mut group = c.benchmark_group("hot_seat");
+    group.throughput(Throughput::Elements(1));
+    let per_store = 200_000;
+    for threads in [1u64, 2] {
+        group.bench_with_input(
+            BenchmarkId::new("store", threads),
+            &threads,
+            |b, &threads| {
+                b.iter_custom(|iters| {
+                    let mut elapsed = Duration::ZERO;
+                    let mut done = 0;
+                    while done < iters {
+                        let chunk = per_store.min(iters - done);
+                        let (store, event, ids) = venue(1);
+                        let start = Instant::now();
+                        std::thread::scope(|scope| {
+                            for t in 0..threads {
+                                let (store, event, ids) = (&store, &event, &ids);
+                                scope.spawn(move || {
+                                    let holder = HolderId::new(format!("buyer-{t}")).unwrap();
+                                    for i in (t..chunk).step_by(threads as usize) {
+                                        let seat = ids[(i % 4) as usize].clone();
+                                        let request =
+                                            ReserveRequest::new(event.clone(), holder.clone())
+                                                .seats([seat]);
+                                        if let Ok(held) = ready(store.reserve(request)) {
+                                            ready(
+                                                store
+                                                    .cancel(&held.id, held.token.as_ref().unwrap()),
+                                            )
+                                            .unwrap();
+                                        }
+                                    }
+                                });
+                            }
+                        });
+                        elapsed += start.elapsed();
+                        done += chunk;
+                    }
+                    elapsed
+                });
+            },
+        );
+    }
+    let ids: Vec<SeatId> = (0..4).map(seat_id).collect();
+    for threads in [1u64, 2] {
+        let ids = ids.clone();
+        group.bench_with_input(
+            BenchmarkId::new("naive", threads),
+            &threads,
+            |b, &threads| {
+                b.iter_custom(|iters| {
+                    let naive = Naive::default();
+                    let start = Instant::now();
+                    std::thread::scope(|scope| {
+                        for t in 0..threads {
+                            let (naive, ids) = (&naive, &ids);
+                            scope.spawn(move || {
+                                for i in (t..iters).step_by(threads as usize) {
+                                    let seats = std::slice::from_ref(&ids[(i % 4) as usize]);
+                                    if let Some(id) = naive.reserve(seats) {
+                                        naive.cancel(seats, id);
+                                    }
+                                }
+                            });
+                        }
+                    });
+                    start.elapsed()
+                });
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    targets = reserve_single, reserve_commit_single, reserve_four_seats, reserve_ga_two,
+        best_available_adjacent, disjoint, hot_seat
+}
+criterion_main!(benches);
