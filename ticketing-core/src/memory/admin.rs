@@ -82,9 +82,6 @@ impl MemoryStore {
         }
         for index in &changing {
             *guards[slot(*index)] = to.clone();
-            if !blocked {
-                state.seat_released(*index);
-            }
         }
         let seat_ids = state.seat_ids(&changing);
         let (kind, status) = if blocked {

@@ -116,6 +116,7 @@ impl Journal {
     ) {
         for (index, status) in changed_seats {
             self.seat_view[index as usize] = status;
+            event.set_free(index, status == SeatStatus::Available);
         }
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -213,6 +214,12 @@ pub(crate) struct Layout {
     pool_index: HashMap<PoolId, usize, FastHasher>,
     /// For each seat, the seat of the same section and row numbered one higher.
     pub(crate) next_in_row: Vec<Option<u32>>,
+    /// Bit `i` set when seat `i + 1` is next in seat `i`'s row: runs of adjacent seats are
+    /// runs of set bits, found a word at a time.
+    pub(crate) next_is_following: Box<[u64]>,
+    /// Whether every row is laid out in number order, so that `next_is_following` describes
+    /// every adjacency.
+    pub(crate) rows_in_order: bool,
 }
 
 /// Everything about one event.
@@ -227,8 +234,8 @@ pub(crate) struct EventState {
     sweep_lock: Mutex<()>,
     /// A lower bound of the expiry queue's earliest entry (millis); `u64::MAX` when empty.
     next_due: AtomicU64,
-    /// Best-available scans start here: (release epoch << 32) | lowest possibly free seat.
-    free_hint: AtomicU64,
+    /// The free-seat bitmap, in layout order (see [`EventState::free_word`]).
+    free_bits: Box<[AtomicU64]>,
     pub(crate) holders: Option<Shards<HolderId, HolderAccount>>,
     pub(crate) reserve_keys: Shards<ClientReservationId, ReserveRecord>,
     pub(crate) commit_keys: Shards<IdempotencyKey, CommitRecord>,
@@ -260,7 +267,7 @@ impl EventState {
                 )
             })
             .collect();
-        let next_in_row = event
+        let next_in_row: Vec<Option<u32>> = event
             .seats
             .iter()
             .map(|seat| {
@@ -270,6 +277,17 @@ impl EventState {
                     .copied()
             })
             .collect();
+        let mut next_is_following = vec![0u64; event.seats.len().div_ceil(64)];
+        let mut rows_in_order = true;
+        for (index, next) in next_in_row.iter().enumerate() {
+            match next {
+                Some(next) if *next as usize == index + 1 => {
+                    next_is_following[index / 64] |= 1 << (index % 64);
+                }
+                Some(_) => rows_in_order = false,
+                None => {}
+            }
+        }
         let pools = event
             .pools
             .iter()
@@ -298,11 +316,18 @@ impl EventState {
                 seat_index,
                 pool_index,
                 next_in_row,
+                next_is_following: next_is_following.into_boxed_slice(),
+                rows_in_order,
             },
             journal: Mutex::new(journal),
             sweep_lock: Mutex::new(()),
             next_due: AtomicU64::new(u64::MAX),
-            free_hint: AtomicU64::new(0),
+            free_bits: (0..event.seats.len().div_ceil(64))
+                .map(|word| {
+                    let seats_in_word = (event.seats.len() - word * 64).min(64);
+                    AtomicU64::new(u64::MAX >> (64 - seats_in_word))
+                })
+                .collect(),
             holders: has_limits.then(Shards::new),
             reserve_keys: Shards::new(),
             commit_keys: Shards::new(),
@@ -372,40 +397,31 @@ impl EventState {
         self.holders.as_ref().map(|holders| holders.lock(holder))
     }
 
-    // ---- best-available hint -------------------------------------------------------
+    // ---- free-seat bitmap --------------------------------------------------------
 
-    /// The hint as read at the start of a scan.
-    pub(crate) fn free_hint(&self) -> u64 {
-        self.free_hint.load(Ordering::Acquire)
+    /// Bit `index % 64` of word `index / 64` of the free-seat bitmap: set while the seat is
+    /// available. Best-available scans read it without locks and re-check their picks under
+    /// the seat locks.
+    pub(crate) fn free_word(&self, word: usize) -> u64 {
+        self.free_bits
+            .get(word)
+            .map_or(0, |bits| bits.load(Ordering::Acquire))
     }
 
-    /// Raises the hint to `first_free` if no seat was released since `read` was taken.
-    pub(crate) fn raise_free_hint(&self, read: u64, first_free: u32) {
-        if first_free > read as u32 {
-            let raised = (read & !u64::from(u32::MAX)) | u64::from(first_free);
-            let _ =
-                self.free_hint
-                    .compare_exchange(read, raised, Ordering::AcqRel, Ordering::Acquire);
-        }
+    /// How many words the free-seat bitmap has.
+    pub(crate) fn free_words(&self) -> usize {
+        self.free_bits.len()
     }
 
-    /// Records that seat `index` became free (called while its lock is held).
-    pub(crate) fn seat_released(&self, index: u32) {
-        let mut current = self.free_hint.load(Ordering::Acquire);
-        loop {
-            let epoch = (current >> 32).wrapping_add(1) & u64::from(u32::MAX);
-            let lowest = (current as u32).min(index);
-            let next = (epoch << 32) | u64::from(lowest);
-            match self.free_hint.compare_exchange_weak(
-                current,
-                next,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return,
-                Err(actual) => current = actual,
-            }
-        }
+    /// Called by [`Journal::append`] only, under the journal lock: the one writer.
+    fn set_free(&self, index: u32, free: bool) {
+        let word = &self.free_bits[index as usize / 64];
+        let bit = 1u64 << (index % 64);
+        let bits = word.load(Ordering::Acquire);
+        word.store(
+            if free { bits | bit } else { bits & !bit },
+            Ordering::Release,
+        );
     }
 
     // ---- expiry --------------------------------------------------------------------

@@ -247,7 +247,6 @@ impl MemoryStore {
             let guard = &mut guards[slot(*index)];
             if guard.is_held_by(cell) {
                 **guard = SeatSlot::Free;
-                event.seat_released(*index);
                 seat_changes.push((*index, SeatStatus::Available));
             }
         }

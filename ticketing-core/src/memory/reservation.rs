@@ -141,13 +141,12 @@ pub(crate) fn release(
     }
     let sorted = cell.seats_sorted();
     let mut guards = event.lock_seats(&sorted);
-    for (guard, index) in guards.iter_mut().zip(&sorted) {
+    for guard in &mut guards {
         assert!(
             guard.is_held_by(cell),
             "an active reservation holds its seats"
         );
         **guard = SeatSlot::Free;
-        event.seat_released(*index);
     }
     let mut journal = event.journal.lock();
     for (pool, quantity) in cell.ga.iter() {

@@ -1,5 +1,7 @@
 //! Reserving: all or nothing, over explicit seats, GA units and best-available seats.
 
+use std::ops::ControlFlow;
+
 use crate::domain::{BestAvailable, ChangeKind, Reservation, ReserveRequest, SeatStatus};
 use crate::error::{Error, HolderLimit, Result};
 use crate::sync::Arc;
@@ -255,14 +257,13 @@ fn check_limits(
     Ok(())
 }
 
-/// Finds best-available seats without holding any seat lock across seats: each slot is
-/// read under its own lock, and the caller re-checks the picks once it has locked them all.
+/// Finds best-available seats without taking any lock: it reads the free-seat bitmap, and
+/// the caller re-checks the picks once it has locked them all.
 fn best_available(event: &EventState, best: &BestAvailable, explicit: &[u32]) -> Picks {
-    let hint = event.free_hint();
-    let start = hint as u32;
-    let seat_count = event.seats.len() as u32;
+    let count = best.count as usize;
+    let seats = &event.event.seats;
     let matches = |index: u32| {
-        let seat = &event.event.seats[index as usize];
+        let seat = &seats[index as usize];
         best.section
             .as_ref()
             .is_none_or(|section| &seat.section == section)
@@ -272,46 +273,106 @@ fn best_available(event: &EventState, best: &BestAvailable, explicit: &[u32]) ->
                 .is_none_or(|category| &seat.category == category)
             && !explicit.contains(&index)
     };
-    let is_free = |index: u32| event.seats[index as usize].lock().is_free();
-    let is_candidate = |index: u32| matches(index) && is_free(index);
-    let mut first_free: Option<u32> = None;
-    let mut candidates: u32 = 0;
-    let mut picks = Vec::with_capacity(best.count as usize);
-    for index in start..seat_count {
-        if !is_free(index) {
-            continue;
+    if best.adjacent && event.layout.rows_in_order {
+        if let Some(run) = adjacent_run(event, count, matches) {
+            return Ok(run);
         }
-        first_free.get_or_insert(index);
-        if !matches(index) {
-            continue;
-        }
-        candidates += 1;
-        if !best.adjacent {
-            picks.push(index);
-            if picks.len() == best.count as usize {
-                break;
-            }
-            continue;
-        }
-        let mut run = vec![index];
-        while run.len() < best.count as usize {
-            match run
-                .last()
-                .and_then(|last| event.layout.next_in_row[*last as usize])
-            {
-                Some(next) if is_candidate(next) => run.push(next),
-                _ => break,
-            }
-        }
-        if run.len() == best.count as usize {
-            picks = run;
-            break;
-        }
+        return Err(free_candidates(event, matches, |_| {
+            ControlFlow::Continue(())
+        }));
     }
-    event.raise_free_hint(hint, first_free.unwrap_or(seat_count));
-    if picks.len() == best.count as usize {
+    let mut picks = Vec::with_capacity(count);
+    let candidates = free_candidates(event, matches, |index| {
+        if best.adjacent {
+            // Rows out of number order: follow the row from each candidate.
+            let mut run = vec![index];
+            while run.len() < count {
+                match run
+                    .last()
+                    .and_then(|last| event.layout.next_in_row[*last as usize])
+                {
+                    Some(next) if is_free(event, next) && matches(next) => run.push(next),
+                    _ => break,
+                }
+            }
+            if run.len() == count {
+                picks = run;
+                return ControlFlow::Break(());
+            }
+        } else {
+            picks.push(index);
+            if picks.len() == count {
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    if picks.len() == count {
         Ok(picks)
     } else {
         Err(candidates)
     }
+}
+
+fn is_free(event: &EventState, index: u32) -> bool {
+    event.free_word(index as usize / 64) & (1 << (index % 64)) != 0
+}
+
+/// Visits free seats that match, in layout order, until `visit` breaks; returns how many it
+/// visited.
+fn free_candidates(
+    event: &EventState,
+    matches: impl Fn(u32) -> bool,
+    mut visit: impl FnMut(u32) -> ControlFlow<()>,
+) -> u32 {
+    let mut visited = 0;
+    for word in 0..event.free_words() {
+        let mut bits = event.free_word(word);
+        while bits != 0 {
+            let index = (word * 64) as u32 + bits.trailing_zeros();
+            bits &= bits - 1;
+            if matches(index) {
+                visited += 1;
+                if visit(index).is_break() {
+                    return visited;
+                }
+            }
+        }
+    }
+    visited
+}
+
+/// The first run of `count` free, matching seats in one row with consecutive numbers, for
+/// layouts whose rows are in number order: a run is `count` set bits in a row of the free
+/// bitmap joined by set bits of `next_is_following`, found 64 starting seats at a time.
+fn adjacent_run(
+    event: &EventState,
+    count: usize,
+    matches: impl Fn(u32) -> bool,
+) -> Option<Vec<u32>> {
+    let following = &event.layout.next_is_following;
+    let window = |bits: &dyn Fn(usize) -> u64, word: usize| {
+        u128::from(bits(word)) | (u128::from(bits(word + 1)) << 64)
+    };
+    let free_bits = |word: usize| event.free_word(word);
+    let following_bits = |word: usize| following.get(word).copied().unwrap_or(0);
+    for word in 0..event.free_words() {
+        let free = window(&free_bits, word);
+        let joined = window(&following_bits, word);
+        // Bit i of `starts`: seats i..i+count are free and each is next in the other's row.
+        // A count of at most 64 (the item limit) keeps every run inside the 128-bit window.
+        let mut starts = free;
+        for step in 1..count {
+            starts &= (free >> step) & (joined >> (step - 1));
+        }
+        let mut starts = starts as u64;
+        while starts != 0 {
+            let first = (word * 64) as u32 + starts.trailing_zeros();
+            starts &= starts - 1;
+            if (first..first + count as u32).all(&matches) {
+                return Some((first..first + count as u32).collect());
+            }
+        }
+    }
+    None
 }

@@ -102,9 +102,6 @@ impl MemoryStore {
             );
             **guard = seat_slot.clone();
         }
-        if to == RefundTo::Sale {
-            seats.iter().for_each(|index| event.seat_released(*index));
-        }
         for position in &targets {
             let ticket = &order.tickets[*position];
             if let ItemIndex::Pool(pool) = ticket.index {

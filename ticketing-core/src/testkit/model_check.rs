@@ -41,6 +41,9 @@ pub struct CaseSetup {
     refund_to_blocked: bool,
     /// 0: none; 1: opens in 100 s; 2: closes in 1,000 s.
     window: u8,
+    /// Lay the balcony's rows out from the highest number down, so that layout order and
+    /// number order differ (best available must follow numbers, not positions).
+    balcony_descending: bool,
 }
 
 /// One step of a case. Small integers index into the fixture (seats, pools, holders) or
@@ -219,6 +222,7 @@ impl Case {
             late_commit: false,
             refund_to_blocked: false,
             window: 0,
+            balcony_descending: false,
         });
         let mut ops = Vec::new();
         while ops.len() < OPS_MAX && !input.is_empty() {
@@ -251,7 +255,11 @@ fn spec(setup: &CaseSetup, now: Timestamp) -> EventSpec {
     let mut seats = Vec::new();
     for (s, section) in SECTIONS.iter().enumerate() {
         for row in ROWS {
-            for number in 1..=SEATS_PER_ROW {
+            let mut numbers: Vec<u32> = (1..=SEATS_PER_ROW).collect();
+            if s == 1 && setup.balcony_descending {
+                numbers.reverse();
+            }
+            for number in numbers {
                 // A hole: seat 3 of Balcony B is missing, so adjacency has gaps.
                 if s == 1 && row == "B" && number == 3 {
                     continue;
