@@ -20,6 +20,13 @@ use ticketing_core::{
     ManualClock, MemoryStore, Policy, PoolId, PoolSpec, ReserveRequest, Seat, SeatId,
 };
 
+// Applications choose their allocator; these figures are measured with mimalloc, whose
+// per-thread heaps let two threads allocate without meeting (see BENCHMARKS.md for the same
+// cases on the system allocator).
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Seats per venue: 50 sections × 40 rows × 25 seats.
 const VENUE_SEATS: u32 = 50_000;
 
@@ -38,7 +45,13 @@ fn seat_id(index: u32) -> SeatId {
 /// A fresh store with one 50,000-seat event (and a GA pool of `pool` units).
 fn venue(pool: u32) -> (MemoryStore, EventId, Vec<SeatId>) {
     let store = MemoryStore::with_clock(Arc::new(ManualClock::default()));
-    let event = EventId::new("bench").unwrap();
+    let (event, ids) = add_venue(&store, "bench", pool);
+    (store, event, ids)
+}
+
+/// Adds a 50,000-seat event `id` (and a GA pool of `pool` units) to `store`.
+fn add_venue(store: &MemoryStore, id: &str, pool: u32) -> (EventId, Vec<SeatId>) {
+    let event = EventId::new(id).unwrap();
     let ids: Vec<SeatId> = (0..VENUE_SEATS).map(seat_id).collect();
     let seats = ids
         .iter()
@@ -69,7 +82,7 @@ fn venue(pool: u32) -> (MemoryStore, EventId, Vec<SeatId>) {
         policy: Policy::default(),
     }))
     .unwrap();
-    (store, event, ids)
+    (event, ids)
 }
 
 /// The naive baseline: one lock around one map of seat → holder, plus a GA counter.
@@ -378,12 +391,15 @@ fn disjoint(c: &mut Criterion) {
             BenchmarkId::new("store", threads),
             &threads,
             |b, &threads| {
-                b.iter_custom(|iters| parallel_chunks(iters, threads, false));
+                b.iter_custom(|iters| parallel_chunks(iters, threads, Sharing::OneEvent));
             },
         );
     }
-    group.bench_function("separate_stores/2", |b| {
-        b.iter_custom(|iters| parallel_chunks(iters, 2, true));
+    group.bench_function("event_per_thread/2", |b| {
+        b.iter_custom(|iters| parallel_chunks(iters, 2, Sharing::EventPerThread));
+    });
+    group.bench_function("store_per_thread/2", |b| {
+        b.iter_custom(|iters| parallel_chunks(iters, 2, Sharing::StorePerThread));
     });
     let ids: Arc<Vec<SeatId>> = Arc::new((0..VENUE_SEATS).map(seat_id).collect());
     for threads in [1u64, 2] {
@@ -425,20 +441,52 @@ fn disjoint(c: &mut Criterion) {
 /// `iters` single-seat reserves spread over `threads` threads, on fresh venues; each
 /// thread takes seats of its own (interleaved), so they never conflict.
 ///
-/// With `separate`, each thread has a store of its own: nothing is shared, which is what
-/// this machine's cores can do at best.
-fn parallel_chunks(iters: u64, threads: u64, separate: bool) -> Duration {
+/// What the threads of [`parallel_chunks`] share.
+#[derive(Clone, Copy)]
+enum Sharing {
+    /// One event of one store.
+    OneEvent,
+    /// One store, an event per thread.
+    EventPerThread,
+    /// A store per thread: nothing shared, what this machine's cores can do at best.
+    StorePerThread,
+}
+
+fn parallel_chunks(iters: u64, threads: u64, sharing: Sharing) -> Duration {
     let mut elapsed = Duration::ZERO;
     let mut done = 0;
     while done < iters {
         let chunk = u64::from(VENUE_SEATS).min(iters - done);
-        let venues: Vec<_> = (0..if separate { threads } else { 1 })
-            .map(|_| venue(1))
-            .collect();
+        let stores: Vec<MemoryStore> = match sharing {
+            Sharing::StorePerThread => (0..threads)
+                .map(|_| MemoryStore::with_clock(Arc::new(ManualClock::default())))
+                .collect(),
+            _ => vec![MemoryStore::with_clock(Arc::new(ManualClock::default()))],
+        };
+        let venues: Vec<(&MemoryStore, EventId, Vec<SeatId>)> = match sharing {
+            Sharing::OneEvent => {
+                let (event, ids) = add_venue(&stores[0], "bench", 1);
+                vec![(&stores[0], event, ids)]
+            }
+            Sharing::EventPerThread => (0..threads)
+                .map(|t| {
+                    let (event, ids) = add_venue(&stores[0], &format!("bench-{t}"), 1);
+                    (&stores[0], event, ids)
+                })
+                .collect(),
+            Sharing::StorePerThread => stores
+                .iter()
+                .map(|store| {
+                    let (event, ids) = add_venue(store, "bench", 1);
+                    (store, event, ids)
+                })
+                .collect(),
+        };
         let start = Instant::now();
         std::thread::scope(|scope| {
             for t in 0..threads {
                 let (store, event, ids) = &venues[t as usize % venues.len()];
+                let store = *store;
                 scope.spawn(move || {
                     // Each thread parses its own ids, as request handlers do: no shared
                     // reference counts between the threads.

@@ -165,6 +165,29 @@ impl MemoryStore {
         {
             return Ok(None);
         }
+        // Build everything that needs no shared state before taking the journal, the one
+        // event-wide lock, so that it is held only to decide GA counts and append.
+        let prepared = picks.as_ref().ok().map(|picks| {
+            let mut seats = claim.seats.clone();
+            seats.extend(picks);
+            let token = ReservationToken::generate();
+            let cell = Arc::new(ReservationCell::new(
+                request,
+                token.clone(),
+                claim.now,
+                claim.expires_at,
+                seats.into_boxed_slice(),
+                claim.ga.clone().into_boxed_slice(),
+            ));
+            let kind = ChangeKind::Reserved {
+                reservation: cell.id.clone(),
+                holder: cell.holder.clone(),
+                seats: event.seat_ids(&cell.seats),
+                ga: request.ga.clone(),
+                expires_at: claim.expires_at,
+            };
+            (token, cell, kind)
+        });
         let mut journal = event.journal.lock();
         for (pool, quantity) in &claim.ga {
             let free = journal.pools[*pool].free();
@@ -175,37 +198,16 @@ impl MemoryStore {
                 });
             }
         }
-        let picks = picks.map_err(|remaining| Error::SoldOut {
-            pool: None,
-            remaining,
-        })?;
-        let mut seats = claim.seats.clone();
-        seats.extend(&picks);
-        let token = ReservationToken::generate();
-        let cell = Arc::new(ReservationCell::new(
-            request,
-            token.clone(),
-            claim.now,
-            claim.expires_at,
-            seats.into_boxed_slice(),
-            claim.ga.clone().into_boxed_slice(),
-        ));
-        for guard in guards.iter_mut() {
-            **guard = SeatSlot::Held {
-                owner: cell.clone(),
-            };
-        }
+        let Some((token, cell, kind)) = prepared else {
+            return Err(Error::SoldOut {
+                pool: None,
+                remaining: picks.err().unwrap_or_default(),
+            });
+        };
         for (pool, quantity) in &claim.ga {
             journal.pool_mut(*pool).held += quantity;
         }
         journal.assert_pools();
-        let kind = ChangeKind::Reserved {
-            reservation: cell.id.clone(),
-            holder: cell.holder.clone(),
-            seats: event.seat_ids(&cell.seats),
-            ga: request.ga.clone(),
-            expires_at: claim.expires_at,
-        };
         journal.append(
             event,
             claim.now,
@@ -214,6 +216,12 @@ impl MemoryStore {
         );
         journal.push_due(event, cell.clone(), claim.expires_at);
         drop(journal);
+        // The seat locks are still held: nobody sees these slots before they say "held".
+        for guard in guards.iter_mut() {
+            **guard = SeatSlot::Held {
+                owner: cell.clone(),
+            };
+        }
         drop(guards);
         if let Some(holders) = holders.as_deref_mut() {
             let account = holders.entry(request.holder.clone()).or_default();
