@@ -138,6 +138,17 @@ impl MemoryStore {
         if let Some(holders) = holders.as_deref() {
             check_limits(event, holders.get(&request.holder), requested, claim.now)?;
         }
+        // A single seat that the bitmap shows taken is refused without taking its lock: on a
+        // hot seat, losers go away at the cost of one load, and the winner is not slowed by
+        // them. (Lapsed holds were finalized above; the bitmap changes in the same critical
+        // section as the change log, so the refusal is the state at that instant.)
+        if let [index] = claim.seats[..]
+            && !is_free(event, index)
+        {
+            return Err(Error::SeatUnavailable {
+                seats: vec![event.seat_id(index)],
+            });
+        }
         let picks: Picks = match &request.best_available {
             Some(best) => best_available(event, best, &claim.seats),
             None => Ok(Vec::new()),
