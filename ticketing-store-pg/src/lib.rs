@@ -1,0 +1,235 @@
+//! # ticketing-store-pg
+//!
+//! The PostgreSQL backend of [`ticketing_core`]: inventory that survives restarts and is
+//! shared by every application instance.
+//!
+//! **Status: in progress.** This release holds the foundation — configuration, a schema per
+//! store, migrations that are safe to run from many instances at once, and the event
+//! operations (`create_event`, `event`, `events`). The reservation operations and the
+//! [`InventoryStore`](ticketing_core::InventoryStore) implementation come next; until then the
+//! conformance kit does not run against this crate.
+//!
+//! ```no_run
+//! # async fn demo() -> ticketing_core::Result<()> {
+//! use ticketing_store_pg::{PgStore, PgStoreConfig};
+//!
+//! let config = PgStoreConfig::new("postgres://postgres@127.0.0.1:5432/test").schema("tickets")?;
+//! let store = PgStore::connect(config).await?; // creates the schema and migrates it
+//! # let _ = store;
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+mod error;
+mod events;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Connection, Executor};
+use ticketing_core::{Clock, Error, Result, Timestamp};
+
+pub use error::PgFailure;
+use error::backend;
+
+/// The longest schema name PostgreSQL keeps (NAMEDATALEN - 1).
+const SCHEMA_LENGTH_MAX: usize = 63;
+
+/// How to reach PostgreSQL and where the store keeps its tables.
+#[derive(Debug, Clone)]
+pub struct PgStoreConfig {
+    url: String,
+    schema: String,
+    max_connections: u32,
+    acquire_timeout: Duration,
+    statement_timeout: Duration,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl PgStoreConfig {
+    /// A store at `url` (`postgres://user@host:port/database`), in schema `ticketing`, with
+    /// 16 connections, a 5 s acquire timeout and a 5 s statement timeout, on the server's
+    /// clock.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            schema: "ticketing".to_owned(),
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
+            clock: None,
+        }
+    }
+
+    /// Keeps the store's tables in `schema`: lowercase ASCII letters, digits and `_`, not
+    /// starting with a digit, at most 63 bytes. Several stores may share one database.
+    ///
+    /// Errors: `invalid_request` for any other name (it becomes part of SQL text).
+    pub fn schema(mut self, schema: impl Into<String>) -> Result<Self> {
+        let schema = schema.into();
+        let valid = !schema.is_empty()
+            && schema.len() <= SCHEMA_LENGTH_MAX
+            && schema
+                .bytes()
+                .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_')
+            && !schema.as_bytes()[0].is_ascii_digit()
+            && !schema.starts_with("pg_");
+        if !valid {
+            return Err(Error::invalid(
+                "schema",
+                "lowercase letters, digits and '_', not starting with a digit or 'pg_', at most 63 bytes",
+            ));
+        }
+        self.schema = schema;
+        Ok(self)
+    }
+
+    /// How many connections the pool keeps at most.
+    pub fn max_connections(mut self, connections: u32) -> Self {
+        self.max_connections = connections.max(1);
+        self
+    }
+
+    /// How long an operation waits for a free connection before failing with `backend`.
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// The server-side limit on any one statement (`statement_timeout`).
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = timeout;
+        self
+    }
+
+    /// Reads time from `clock` instead of the server's clock (tests pass a
+    /// [`ManualClock`](ticketing_core::ManualClock)).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The schema the store uses.
+    pub fn schema_name(&self) -> &str {
+        &self.schema
+    }
+}
+
+/// Inventory in PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    schema: String,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl PgStore {
+    /// Connects, creates the schema if needed and applies the migrations.
+    ///
+    /// Errors: `backend` when the server is unreachable or a migration fails.
+    pub async fn connect(config: PgStoreConfig) -> Result<Self> {
+        let store = Self::connect_lazy(config)?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A store whose connections open on first use; call [`PgStore::migrate`] before use.
+    ///
+    /// Errors: `invalid_request` for a malformed URL.
+    pub fn connect_lazy(config: PgStoreConfig) -> Result<Self> {
+        let options: PgConnectOptions = config
+            .url
+            .parse()
+            .map_err(|_| Error::invalid("url", "not a postgres:// connection URL"))?;
+        let timeout_ms = config.statement_timeout.as_millis().to_string();
+        // Every connection works in the store's schema; `public` stays out of the path so a
+        // table of the same name elsewhere can never be picked up.
+        let options = options.options([
+            ("search_path", config.schema.as_str()),
+            ("statement_timeout", timeout_ms.as_str()),
+        ]);
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(config.acquire_timeout)
+            .connect_lazy_with(options);
+        Ok(Self {
+            pool,
+            schema: config.schema,
+            clock: config.clock,
+        })
+    }
+
+    /// Creates the schema if needed and applies the embedded migrations, in one transaction
+    /// under a transaction-level advisory lock: safe when several instances start at once,
+    /// and behind PgBouncer in transaction mode (no session state survives).
+    ///
+    /// Errors: `backend`.
+    pub async fn migrate(&self) -> Result<()> {
+        let mut connection = self.pool.acquire().await.map_err(backend("connect"))?;
+        let mut transaction = connection.begin().await.map_err(backend("migrate"))?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7341))")
+            .bind(format!("ticketing-migrate:{}", self.schema))
+            .execute(&mut *transaction)
+            .await
+            .map_err(backend("migrate"))?;
+        // The name was validated as a plain identifier: quoting it is enough.
+        transaction
+            .execute(format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", self.schema).as_str())
+            .await
+            .map_err(backend("migrate"))?;
+        let mut migrator = sqlx::migrate!("./migrations");
+        // The advisory lock above serializes migrators; sqlx's own lock is session-level.
+        migrator.set_locking(false);
+        // `run_direct` on the transaction's connection: `run` takes an `Acquire` whose
+        // lifetimes make the future not `Send` (sqlx issue #2016).
+        migrator
+            .run_direct(&mut *transaction)
+            .await
+            .map_err(backend("migrate"))?;
+        transaction.commit().await.map_err(backend("migrate"))?;
+        Ok(())
+    }
+
+    /// The schema this store uses.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// The connection pool, for applications that read the change log with their own SQL.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The injected time, or `None` to use the server's clock in SQL.
+    fn now_param(&self) -> Option<i64> {
+        self.clock
+            .as_ref()
+            .map(|clock| i64::try_from(clock.now().as_millis()).unwrap_or(i64::MAX))
+    }
+
+    /// Drops the store's schema and everything in it. For tests and tear-down.
+    ///
+    /// Errors: `backend`.
+    pub async fn drop_schema(&self) -> Result<()> {
+        sqlx::query(&format!(
+            "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+            self.schema
+        ))
+        .execute(&self.pool)
+        .await
+        .map_err(backend("drop_schema"))?;
+        Ok(())
+    }
+}
+
+/// Milliseconds since the epoch as PostgreSQL stores them.
+fn to_db(at: Timestamp) -> i64 {
+    i64::try_from(at.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The reverse of [`to_db`]; negative values (never written) read as the epoch.
+fn from_db(millis: i64) -> Timestamp {
+    Timestamp::from_millis(u64::try_from(millis).unwrap_or(0))
+}

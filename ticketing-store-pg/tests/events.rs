@@ -1,0 +1,239 @@
+//! The PostgreSQL store's foundation against a real server: schemas, migrations, events.
+//! Every test uses a schema of its own and fails — never skips — when PostgreSQL is
+//! unreachable (`DATABASE_URL`, default the local server; `scripts/test` starts one).
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use ticketing_core::{
+    Clock, ConflictReason, Error, EventId, EventSpec, ManualClock, Page, Policy, PoolId, PoolSpec,
+    Seat, SeatId,
+};
+use ticketing_store_pg::{PgStore, PgStoreConfig};
+
+fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+fn fresh_config() -> PgStoreConfig {
+    let schema = format!("t_{:016x}", rand::random::<u64>());
+    PgStoreConfig::new(database_url()).schema(schema).unwrap()
+}
+
+async fn fresh_store(clock: &ManualClock) -> PgStore {
+    let config = fresh_config().clock(Arc::new(clock.clone()));
+    match PgStore::connect(config).await {
+        Ok(store) => store,
+        Err(error) => panic!(
+            "PostgreSQL at {} is unreachable or refused the migration: {error}. \
+             Start it (scripts/test does) or set DATABASE_URL.",
+            database_url()
+        ),
+    }
+}
+
+fn spec(id: &str, name: &str) -> EventSpec {
+    EventSpec {
+        id: EventId::new(id).unwrap(),
+        name: name.to_owned(),
+        seats: (1..=3)
+            .map(|number| Seat {
+                id: SeatId::new(format!("A-{number}")).unwrap(),
+                section: "Floor".into(),
+                row: "A".into(),
+                number,
+                category: "standard".into(),
+                accessible: number == 1,
+                position: Default::default(),
+            })
+            .collect(),
+        pools: vec![PoolSpec {
+            id: PoolId::new("ga").unwrap(),
+            name: "GA".into(),
+            capacity: 100,
+        }],
+        sale_window: None,
+        policy: Policy::default(),
+    }
+}
+
+#[tokio::test]
+async fn events_are_created_read_and_listed_in_id_order() {
+    let clock = ManualClock::default();
+    let store = fresh_store(&clock).await;
+    // Free text reaches SQL only as parameters: quotes and emoji come back intact.
+    let awkward = "O'Brien's \"Night\"; DROP TABLE events; -- 🎫";
+    let mut created = Vec::new();
+    for (id, name) in [("b", "second"), ("a", awkward), ("B", "upper")] {
+        let event = store.create_event(spec(id, name)).await.unwrap();
+        assert_eq!(
+            event.created_at,
+            clock.now(),
+            "the injected clock is the store's time"
+        );
+        created.push(event);
+    }
+    let read = store.event(&EventId::new("a").unwrap()).await.unwrap();
+    assert_eq!(read, created[1], "read back exactly as created");
+    assert_eq!(read.name, awkward);
+    let first = store
+        .events(Page {
+            after: None,
+            limit: 2,
+        })
+        .await
+        .unwrap();
+    // Byte order, as Rust orders strings: "B" < "a" < "b".
+    assert_eq!(
+        first.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["B", "a"]
+    );
+    let rest = store
+        .events(Page {
+            after: Some(first[1].id.clone()),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["b"]
+    );
+    assert_eq!((rest[0].seats, rest[0].pools), (3, 1));
+    store.drop_schema().await.unwrap();
+}
+
+#[tokio::test]
+async fn refusals_change_nothing() {
+    let clock = ManualClock::default();
+    let store = fresh_store(&clock).await;
+    store.create_event(spec("e", "first")).await.unwrap();
+    assert_eq!(
+        store.create_event(spec("e", "again")).await.unwrap_err(),
+        Error::Conflict {
+            reason: ConflictReason::EventExists
+        }
+    );
+    let mut empty = spec("f", "no items");
+    (empty.seats, empty.pools) = (vec![], vec![]);
+    assert_eq!(
+        store.create_event(empty).await.unwrap_err().code(),
+        "invalid_request"
+    );
+    let mut duplicate = spec("g", "twice");
+    duplicate.seats.push(duplicate.seats[0].clone());
+    assert_eq!(
+        store.create_event(duplicate).await.unwrap_err().code(),
+        "invalid_request"
+    );
+    assert_eq!(
+        store.event(&EventId::new("g").unwrap()).await.unwrap_err(),
+        Error::not_found(ticketing_core::Entity::Event, "g")
+    );
+    assert_eq!(
+        store
+            .events(Page {
+                after: None,
+                limit: 0
+            })
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid_request"
+    );
+    let all = store.events(Page::default()).await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(
+        all[0].name, "first",
+        "the refused duplicate changed nothing"
+    );
+    store.drop_schema().await.unwrap();
+}
+
+#[tokio::test]
+async fn instances_migrating_at_once_all_succeed() {
+    let config = fresh_config();
+    let migrators = (0..4).map(|_| {
+        let config = config.clone();
+        tokio::spawn(async move { PgStore::connect(config).await })
+    });
+    let mut stores = Vec::new();
+    for migrator in migrators {
+        stores.push(migrator.await.unwrap().unwrap());
+    }
+    // Migrating again is a no-op.
+    stores[0].migrate().await.unwrap();
+    stores[1].create_event(spec("e", "shared")).await.unwrap();
+    assert_eq!(stores[2].events(Page::default()).await.unwrap().len(), 1);
+    stores[0].drop_schema().await.unwrap();
+}
+
+#[tokio::test]
+async fn schemas_keep_stores_apart() {
+    let clock = ManualClock::default();
+    let (one, two) = (fresh_store(&clock).await, fresh_store(&clock).await);
+    one.create_event(spec("e", "one")).await.unwrap();
+    two.create_event(spec("e", "two")).await.unwrap();
+    assert_eq!(
+        one.event(&EventId::new("e").unwrap()).await.unwrap().name,
+        "one"
+    );
+    assert_eq!(
+        two.event(&EventId::new("e").unwrap()).await.unwrap().name,
+        "two"
+    );
+    one.drop_schema().await.unwrap();
+    two.drop_schema().await.unwrap();
+}
+
+#[tokio::test]
+async fn schema_names_and_urls_are_checked_before_use() {
+    for bad in [
+        "",
+        "1abc",
+        "Upper",
+        "a-b",
+        "a;drop",
+        "pg_catalog",
+        "x\"y",
+        &"a".repeat(64),
+    ] {
+        assert_eq!(
+            PgStoreConfig::new(database_url())
+                .schema(bad)
+                .unwrap_err()
+                .code(),
+            "invalid_request",
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        PgStoreConfig::new(database_url())
+            .schema("tenant_42")
+            .unwrap()
+            .schema_name(),
+        "tenant_42"
+    );
+    assert_eq!(
+        PgStore::connect_lazy(PgStoreConfig::new("postgres://[::1"))
+            .unwrap_err()
+            .code(),
+        "invalid_request"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_backend_error_without_sql() {
+    // Port 9 (discard) on loopback: nothing listens; the connection is refused at once.
+    let config = PgStoreConfig::new("postgres://postgres@127.0.0.1:9/test")
+        .acquire_timeout(std::time::Duration::from_secs(2));
+    let error = PgStore::connect(config).await.unwrap_err();
+    assert_eq!(error.code(), "backend");
+    let text = error.to_string();
+    assert!(
+        text.starts_with("postgres backend error: connect"),
+        "{text}"
+    );
+    assert!(!text.to_lowercase().contains("select"), "{text}");
+}
