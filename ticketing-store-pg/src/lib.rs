@@ -9,6 +9,29 @@
 //! [`InventoryStore`](ticketing_core::InventoryStore) implementation come next; until then the
 //! conformance kit does not run against this crate.
 //!
+//! ## Design (what is built and what comes next)
+//!
+//! - **A schema per store.** Every connection sets `search_path` to the configured schema
+//!   (startup parameter), so SQL names are unqualified and stores, tenants and parallel tests
+//!   share a database. Behind PgBouncer the `options` startup parameter must be allowed
+//!   (`ignore_startup_parameters` does not apply: the path is needed).
+//! - **Migrations** run in one transaction under `pg_advisory_xact_lock`, so instances that
+//!   start together wait for each other instead of racing, and no session-level lock is left
+//!   behind a pooler.
+//! - **One statement per operation.** Events are created with one statement of CTEs (event,
+//!   seats, pools, change 1). The reservation operations will be plpgsql functions installed
+//!   by the migrations, called with one statement and answering one `jsonb` document (the
+//!   result or the error with its data), so each costs one round trip.
+//! - **Lock order**, the same in every function: seat rows by layout index, then pool rows by
+//!   index, then reservation rows by id; the sweeper uses `FOR UPDATE SKIP LOCKED` on
+//!   reservations only after locking their seats in that order.
+//! - **Lazy expiry**: a seat whose `hold_expires_at` has passed reads as free; the operation
+//!   that takes it finalizes the lapsed reservation in the same transaction (logging
+//!   `Expired` before its own change), as the in-memory store does.
+//! - **Secrets**: reservation tokens are stored as SHA-256 digests only.
+//! - **Time**: `clock_timestamp()` on the server, or the injected clock's value passed as a
+//!   parameter.
+//!
 //! ```no_run
 //! # async fn demo() -> ticketing_core::Result<()> {
 //! use ticketing_store_pg::{PgStore, PgStoreConfig};
