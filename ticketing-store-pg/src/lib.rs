@@ -46,6 +46,7 @@
 
 mod error;
 mod events;
+mod reads;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -237,3 +237,50 @@ async fn an_unreachable_server_is_a_backend_error_without_sql() {
     );
     assert!(!text.to_lowercase().contains("select"), "{text}");
 }
+
+#[tokio::test]
+async fn a_new_event_reads_as_its_log_replayed() {
+    let clock = ManualClock::default();
+    let store = fresh_store(&clock).await;
+    let event = store.create_event(spec("e", "fresh")).await.unwrap();
+    let availability = store.availability(&event.id).await.unwrap();
+    assert_eq!(availability.seq, 1);
+    assert!(
+        availability
+            .seats
+            .iter()
+            .all(|s| *s == ticketing_core::SeatStatus::Available)
+    );
+    assert_eq!(availability.seats.len(), 3);
+    let pool = &availability.pools[0];
+    assert_eq!(
+        (
+            pool.capacity,
+            pool.held,
+            pool.sold,
+            pool.blocked,
+            pool.available
+        ),
+        (100, 0, 0, 0, 100)
+    );
+    let log = store.changes(&event.id, 0, 10).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].at, clock.now());
+    let replayed = ticketing_core::testkit::invariants::replay(&event, &log).unwrap();
+    assert_eq!(replayed, availability, "the log replays to the snapshot");
+    assert!(store.changes(&event.id, 1, 10).await.unwrap().is_empty());
+    let missing = EventId::new("missing").unwrap();
+    assert_eq!(
+        store.changes(&missing, 0, 10).await.unwrap_err(),
+        Error::not_found(ticketing_core::Entity::Event, "missing")
+    );
+    assert_eq!(
+        store.availability(&missing).await.unwrap_err(),
+        Error::not_found(ticketing_core::Entity::Event, "missing")
+    );
+    assert_eq!(
+        store.changes(&event.id, 0, 0).await.unwrap_err().code(),
+        "invalid_request"
+    );
+    store.drop_schema().await.unwrap();
+}
