@@ -54,7 +54,7 @@ impl PgStore {
                 1 => Ok(SeatStatus::Held),
                 2 => Ok(SeatStatus::Sold),
                 3 => Ok(SeatStatus::Blocked),
-                other => Err(corrupt(format!("seat status {other}"))),
+                other => Err(corrupt(&format!("seat status {other}"))),
             })
             .collect::<Result<Vec<_>>>()?;
         let pools = pool_ids
@@ -65,7 +65,7 @@ impl PgStore {
                     values
                         .get(index)
                         .and_then(|value| u32::try_from(*value).ok())
-                        .ok_or_else(|| corrupt(format!("pool {pool} counts")))
+                        .ok_or_else(|| corrupt(&format!("pool {pool} counts")))
                 };
                 let (capacity, held, sold, blocked) = (
                     count(&capacities)?,
@@ -124,7 +124,7 @@ impl PgStore {
             let at: i64 = row.try_get("at").map_err(backend("changes"))?;
             let kind: serde_json::Value = row.try_get("kind").map_err(backend("changes"))?;
             let kind: ChangeKind = serde_json::from_value(kind)
-                .map_err(|error| corrupt(format!("change {seq}: {error}")))?;
+                .map_err(|error| corrupt(&format!("change {seq}: {error}")))?;
             changes.push(Change {
                 event: event.clone(),
                 seq: u64::try_from(seq).unwrap_or(0),
@@ -137,7 +137,7 @@ impl PgStore {
 }
 
 /// Data in the store's tables that this version cannot read: a `backend` error.
-fn corrupt(what: String) -> Error {
+fn corrupt(what: &str) -> Error {
     Error::backend(
         "postgres",
         crate::PgFailure {
