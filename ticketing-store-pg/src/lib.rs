@@ -3,11 +3,13 @@
 //! The PostgreSQL backend of [`ticketing_core`]: inventory that survives restarts and is
 //! shared by every application instance.
 //!
-//! **Status: in progress.** This release holds the foundation — configuration, a schema per
-//! store, migrations that are safe to run from many instances at once, and the event
-//! operations (`create_event`, `event`, `events`). The reservation operations and the
-//! [`InventoryStore`](ticketing_core::InventoryStore) implementation come next; until then the
-//! conformance kit does not run against this crate.
+//! **Status: in progress.** Done: configuration, a schema per store, migrations that are safe
+//! to run from many instances at once, `create_event`, `event`, `events`, `availability`,
+//! `changes`, `reserve` (explicit seats, GA, best available, sale window, limits, client
+//! reservation ids, lazy expiry) and `reservation`, each one statement. Next: commit, extend,
+//! cancel, refund, transfer, check-in, block, pool resizes, `expire_due`, then the
+//! [`InventoryStore`](ticketing_core::InventoryStore) implementation and the conformance kit;
+//! until then the kit does not run against this crate.
 //!
 //! ## Design (what is built and what comes next)
 //!
@@ -47,6 +49,8 @@
 mod error;
 mod events;
 mod reads;
+mod reservations;
+mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,6 +73,7 @@ pub struct PgStoreConfig {
     max_connections: u32,
     acquire_timeout: Duration,
     statement_timeout: Duration,
+    idempotency_retention: Duration,
     clock: Option<Arc<dyn Clock>>,
 }
 
@@ -83,6 +88,7 @@ impl PgStoreConfig {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(5),
+            idempotency_retention: Duration::from_secs(24 * 60 * 60),
             clock: None,
         }
     }
@@ -128,6 +134,13 @@ impl PgStoreConfig {
         self
     }
 
+    /// How long client reservation ids and commit idempotency keys are remembered
+    /// (default 24 h).
+    pub fn idempotency_retention(mut self, retention: Duration) -> Self {
+        self.idempotency_retention = retention;
+        self
+    }
+
     /// Reads time from `clock` instead of the server's clock (tests pass a
     /// [`ManualClock`](ticketing_core::ManualClock)).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -147,6 +160,7 @@ pub struct PgStore {
     pool: PgPool,
     schema: String,
     clock: Option<Arc<dyn Clock>>,
+    idempotency_retention_ms: u64,
 }
 
 impl PgStore {
@@ -182,6 +196,8 @@ impl PgStore {
             pool,
             schema: config.schema,
             clock: config.clock,
+            idempotency_retention_ms: u64::try_from(config.idempotency_retention.as_millis())
+                .unwrap_or(u64::MAX),
         })
     }
 

@@ -3,60 +3,11 @@
 //! unreachable (`DATABASE_URL`, default the local server; `scripts/test` starts one).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::Arc;
-
-use ticketing_core::{
-    Clock, ConflictReason, Error, EventId, EventSpec, ManualClock, Page, Policy, PoolId, PoolSpec,
-    Seat, SeatId,
-};
+use ticketing_core::{Clock, ConflictReason, Error, EventId, ManualClock, Page};
 use ticketing_store_pg::{PgStore, PgStoreConfig};
 
-fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-fn fresh_config() -> PgStoreConfig {
-    let schema = format!("t_{:016x}", rand::random::<u64>());
-    PgStoreConfig::new(database_url()).schema(schema).unwrap()
-}
-
-async fn fresh_store(clock: &ManualClock) -> PgStore {
-    let config = fresh_config().clock(Arc::new(clock.clone()));
-    match PgStore::connect(config).await {
-        Ok(store) => store,
-        Err(error) => panic!(
-            "PostgreSQL at {} is unreachable or refused the migration: {error}. \
-             Start it (scripts/test does) or set DATABASE_URL.",
-            database_url()
-        ),
-    }
-}
-
-fn spec(id: &str, name: &str) -> EventSpec {
-    EventSpec {
-        id: EventId::new(id).unwrap(),
-        name: name.to_owned(),
-        seats: (1..=3)
-            .map(|number| Seat {
-                id: SeatId::new(format!("A-{number}")).unwrap(),
-                section: "Floor".into(),
-                row: "A".into(),
-                number,
-                category: "standard".into(),
-                accessible: number == 1,
-                position: Default::default(),
-            })
-            .collect(),
-        pools: vec![PoolSpec {
-            id: PoolId::new("ga").unwrap(),
-            name: "GA".into(),
-            capacity: 100,
-        }],
-        sale_window: None,
-        policy: Policy::default(),
-    }
-}
+mod common;
+use common::{database_url, fresh_config, fresh_store, spec};
 
 #[tokio::test]
 async fn events_are_created_read_and_listed_in_id_order() {
