@@ -50,6 +50,8 @@ mod error;
 mod events;
 mod reads;
 mod reservations;
+mod store;
+mod tickets;
 mod wire;
 
 use std::sync::Arc;

@@ -15,6 +15,13 @@ impl PgStore {
     ///
     /// Errors: `not_found`, `backend`.
     pub async fn availability(&self, event: &EventId) -> Result<Availability> {
+        // Lapsed holds are free: finalize them first, so the snapshot and the log agree.
+        sqlx::query("SELECT ticketing_finalize_for_read($1, $2)")
+            .bind(self.now_param())
+            .bind(event.as_str())
+            .execute(self.pool())
+            .await
+            .map_err(backend("availability"))?;
         let row = sqlx::query(
             "SELECT e.next_seq - 1 AS seq,
                     COALESCE((SELECT array_agg(s.status ORDER BY s.idx) FROM seats s

@@ -3,8 +3,8 @@
 
 use sqlx::Row;
 use ticketing_core::{
-    Clock, Entity, Error, Reservation, ReservationId, ReservationToken, ReserveRequest, Result,
-    SystemClock, Timestamp, validate,
+    Clock, CommitRequest, Entity, Error, Order, OrderId, Reservation, ReservationId,
+    ReservationToken, ReserveRequest, Result, SystemClock, Ticket, TicketId, Timestamp, validate,
 };
 
 use crate::error::backend;
@@ -20,10 +20,7 @@ impl PgStore {
         validate::check_reserve(&request)?;
         let token = ReservationToken::generate();
         // The id's time part only orders ids; the hold's times come from the store's clock.
-        let id = ReservationId::generate(self.now_param().map_or_else(
-            || SystemClock.now(),
-            |millis| Timestamp::from_millis(u64::try_from(millis).unwrap_or(0)),
-        ));
+        let id = ReservationId::generate(self.id_time());
         let request =
             serde_json::to_value(&request).map_err(|error| Error::backend("postgres", error))?;
         let row = sqlx::query("SELECT ticketing_reserve($1, $2, $3, $4, $5) AS answer")
@@ -60,5 +57,140 @@ impl PgStore {
         .ok_or_else(|| Error::not_found(Entity::Reservation, reservation))?;
         let answer: serde_json::Value = row.try_get("answer").map_err(backend("reservation"))?;
         serde_json::from_value(answer).map_err(|error| Error::backend("postgres", error))
+    }
+}
+
+impl PgStore {
+    /// Turns a reservation into an order with the semantics of
+    /// [`InventoryStore::commit`](ticketing_core::InventoryStore::commit).
+    ///
+    /// Errors: as the trait documents, and `backend`.
+    pub async fn commit(
+        &self,
+        reservation: &ReservationId,
+        request: CommitRequest,
+    ) -> Result<Order> {
+        validate::check_commit(&request)?;
+        let order = OrderId::generate(self.id_time());
+        let document = serde_json::json!({
+            "idempotency_key": request.idempotency_key,
+            "payment_id": request.payment_id,
+            "seats": request.seats,
+            "ga": request.ga,
+        });
+        let answer = self
+            .call(
+                "commit",
+                sqlx::query("SELECT ticketing_commit($1, $2, $3, $4, $5, $6) AS answer")
+                    .bind(self.now_param())
+                    .bind(reservation.as_str())
+                    .bind(&request.token.as_bytes()[..])
+                    .bind(&document)
+                    .bind(order.as_str())
+                    .bind(to_db(Timestamp::from_millis(self.idempotency_retention_ms))),
+            )
+            .await?;
+        decode("commit", answer)
+    }
+
+    /// Sets an active reservation's hold to end `ttl_seconds` from now, with the semantics of
+    /// [`InventoryStore::extend`](ticketing_core::InventoryStore::extend).
+    ///
+    /// Errors: as the trait documents, and `backend`.
+    pub async fn extend(
+        &self,
+        reservation: &ReservationId,
+        token: &ReservationToken,
+        ttl_seconds: u32,
+    ) -> Result<Reservation> {
+        validate::check_ttl_seconds(ttl_seconds)?;
+        let answer = self
+            .call(
+                "extend",
+                sqlx::query("SELECT ticketing_extend($1, $2, $3, $4) AS answer")
+                    .bind(self.now_param())
+                    .bind(reservation.as_str())
+                    .bind(&token.as_bytes()[..])
+                    .bind(i64::from(ttl_seconds)),
+            )
+            .await?;
+        decode("extend", answer)
+    }
+
+    /// Cancels an active reservation, with the semantics of
+    /// [`InventoryStore::cancel`](ticketing_core::InventoryStore::cancel).
+    ///
+    /// Errors: as the trait documents, and `backend`.
+    pub async fn cancel(
+        &self,
+        reservation: &ReservationId,
+        token: &ReservationToken,
+    ) -> Result<()> {
+        let answer = self
+            .call(
+                "cancel",
+                sqlx::query("SELECT ticketing_cancel($1, $2, $3) AS answer")
+                    .bind(self.now_param())
+                    .bind(reservation.as_str())
+                    .bind(&token.as_bytes()[..]),
+            )
+            .await?;
+        decode::<Option<()>>("cancel", answer).map(|_| ())
+    }
+
+    /// An order with its tickets as they are now.
+    ///
+    /// Errors: `not_found`, `backend`.
+    pub async fn order(&self, order: &OrderId) -> Result<Order> {
+        let answer = self
+            .call(
+                "order",
+                sqlx::query("SELECT ticketing_order_json($1) AS answer").bind(order.as_str()),
+            )
+            .await?;
+        if answer.is_null() {
+            return Err(Error::not_found(Entity::Order, order));
+        }
+        serde_json::from_value(answer).map_err(|error| Error::backend("postgres", error))
+    }
+
+    /// A ticket as it is now.
+    ///
+    /// Errors: `not_found`, `backend`.
+    pub async fn ticket(&self, ticket: &TicketId) -> Result<Ticket> {
+        let answer = self
+            .call(
+                "ticket",
+                sqlx::query("SELECT (SELECT ticketing_ticket_json(t) FROM tickets t WHERE id = $1) AS answer")
+                    .bind(ticket.as_str()),
+            )
+            .await?;
+        if answer.is_null() {
+            return Err(Error::not_found(Entity::Ticket, ticket));
+        }
+        serde_json::from_value(answer).map_err(|error| Error::backend("postgres", error))
+    }
+
+    /// Runs a one-row query answering a jsonb column `answer`.
+    pub(crate) async fn call<'q>(
+        &self,
+        operation: &'static str,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<serde_json::Value> {
+        let row = query
+            .fetch_one(self.pool())
+            .await
+            .map_err(backend(operation))?;
+        row.try_get::<Option<serde_json::Value>, _>("answer")
+            .map(Option::unwrap_or_default)
+            .map_err(backend(operation))
+    }
+
+    /// The time for the time part of generated ids (ordering only).
+    fn id_time(&self) -> Timestamp {
+        self.now_param().map_or_else(
+            || SystemClock.now(),
+            |millis| Timestamp::from_millis(u64::try_from(millis).unwrap_or(0)),
+        )
     }
 }
