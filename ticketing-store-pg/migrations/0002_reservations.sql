@@ -283,7 +283,7 @@ CREATE FUNCTION ticketing_reserve(p_now bigint, p_req jsonb, p_id text, p_token 
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_now bigint := ticketing_now(p_now);
+    v_now bigint;
     ev events;
     rec reserve_records;
     v_client text := p_req->>'client_reservation_id';
@@ -295,6 +295,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN ticketing_error('not_found', jsonb_build_object('entity', 'event', 'id', p_req->>'event'));
     END IF;
+    v_now := ticketing_now(p_now);
     IF v_client IS NOT NULL THEN
         SELECT * INTO rec FROM reserve_records
         WHERE event_id = ev.id AND client_reservation_id = v_client;

@@ -153,7 +153,9 @@ BEGIN
         RETURN ticketing_error('invalid_request', jsonb_build_object('field', 'seat_ids',
             'reason', 'a commit must buy at least one item; cancel instead'));
     END IF;
-    IF r.expires_at <= p_now THEN
+    -- Status 3 (finalized as expired) counts whatever the caller's clock says: a caller whose
+    -- time was read before another transaction finalized the hold must not see it live.
+    IF r.status = 3 OR r.expires_at <= p_now THEN
         -- Lapsed: finalize every lapsed hold of the event (this one included), then see
         -- whether the late-commit rule lets the chosen items be sold from free inventory.
         PERFORM ticketing_finalize_lapsed(r.event_id, p_now);
@@ -218,7 +220,7 @@ CREATE FUNCTION ticketing_commit(p_now bigint, p_id text, p_token bytea, p_req j
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_now bigint := ticketing_now(p_now);
+    v_now bigint;
     auth record;
     rec commit_records;
     v_key text := p_req->>'idempotency_key';
@@ -231,6 +233,9 @@ BEGIN
     IF auth.error IS NOT NULL THEN
         RETURN auth.error;
     END IF;
+    -- The server's time is read once the event is locked, so it never runs behind a change
+    -- already made by the transaction we waited for.
+    v_now := ticketing_now(p_now);
     SELECT * INTO rec FROM commit_records
     WHERE event_id = (auth.r).event_id AND idempotency_key = v_key;
     IF FOUND AND v_now - rec.made_at < p_retention_ms THEN
@@ -262,7 +267,7 @@ CREATE FUNCTION ticketing_extend(p_now bigint, p_id text, p_token bytea, p_ttl b
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_now bigint := ticketing_now(p_now);
+    v_now bigint;
     auth record;
     r reservations;
     v_max bigint;
@@ -271,12 +276,15 @@ BEGIN
     IF auth.error IS NOT NULL THEN
         RETURN auth.error;
     END IF;
+    -- The server's time is read once the event is locked, so it never runs behind a change
+    -- already made by the transaction we waited for.
+    v_now := ticketing_now(p_now);
     r := auth.r;
     IF r.status IN (1, 2) THEN
         RETURN ticketing_error('reservation_not_active', jsonb_build_object('status',
             CASE r.status WHEN 1 THEN 'committed' ELSE 'cancelled' END));
     END IF;
-    IF r.expires_at <= v_now THEN
+    IF r.status = 3 OR r.expires_at <= v_now THEN
         RETURN ticketing_error('reservation_expired', jsonb_build_object('expired_at', r.expires_at));
     END IF;
     SELECT (spec->'policy'->>'reservation_ttl_seconds_max')::bigint INTO v_max FROM events WHERE id = r.event_id;
@@ -296,7 +304,7 @@ CREATE FUNCTION ticketing_cancel(p_now bigint, p_id text, p_token bytea)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_now bigint := ticketing_now(p_now);
+    v_now bigint;
     auth record;
     r reservations;
 BEGIN
@@ -304,6 +312,9 @@ BEGIN
     IF auth.error IS NOT NULL THEN
         RETURN auth.error;
     END IF;
+    -- The server's time is read once the event is locked, so it never runs behind a change
+    -- already made by the transaction we waited for.
+    v_now := ticketing_now(p_now);
     r := auth.r;
     IF r.status = 2 THEN
         RETURN jsonb_build_object('ok', NULL);
@@ -311,7 +322,7 @@ BEGIN
     IF r.status = 1 THEN
         RETURN ticketing_error('reservation_not_active', jsonb_build_object('status', 'committed'));
     END IF;
-    IF r.expires_at <= v_now THEN
+    IF r.status = 3 OR r.expires_at <= v_now THEN
         RETURN ticketing_error('reservation_expired', jsonb_build_object('expired_at', r.expires_at));
     END IF;
     UPDATE reservations SET status = 2 WHERE id = r.id;
