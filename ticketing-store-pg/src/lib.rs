@@ -7,9 +7,11 @@
 //! [`InventoryStore`](ticketing_core::InventoryStore) operation, each one statement (a plpgsql
 //! function installed by the migrations; `availability` takes two when lapsed holds must be
 //! finalized first), and passes the whole conformance kit against a real server
-//! (`tests/conformance.rs`). Not yet: GA pools striped over counter rows, `reserve_batch` in
-//! one round trip and the `Coalescing` wrapper, bounded retries on serialization failures,
-//! the crash-durability test and the benchmarks.
+//! (`tests/conformance.rs`). `reserve_batch` is one round trip (every event of the batch locked
+//! in id order first); serialization failures and deadlocks are retried a bounded number of
+//! times; `statement_cache(false)` suits PgBouncer's transaction mode. Not yet: GA pools
+//! striped over counter rows, the `Coalescing` wrapper, the crash-durability test and the
+//! benchmarks.
 //!
 //! ## Design (what is built and what comes next)
 //!
@@ -76,6 +78,7 @@ pub struct PgStoreConfig {
     acquire_timeout: Duration,
     statement_timeout: Duration,
     idempotency_retention: Duration,
+    statement_cache: bool,
     clock: Option<Arc<dyn Clock>>,
 }
 
@@ -91,6 +94,7 @@ impl PgStoreConfig {
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(5),
             idempotency_retention: Duration::from_secs(24 * 60 * 60),
+            statement_cache: true,
             clock: None,
         }
     }
@@ -143,6 +147,14 @@ impl PgStoreConfig {
         self
     }
 
+    /// Whether connections keep prepared statements (default on). Turn it off behind
+    /// PgBouncer in transaction mode, where consecutive statements may reach different
+    /// server connections.
+    pub fn statement_cache(mut self, enabled: bool) -> Self {
+        self.statement_cache = enabled;
+        self
+    }
+
     /// Reads time from `clock` instead of the server's clock (tests pass a
     /// [`ManualClock`](ticketing_core::ManualClock)).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -186,10 +198,13 @@ impl PgStore {
         let timeout_ms = config.statement_timeout.as_millis().to_string();
         // Every connection works in the store's schema; `public` stays out of the path so a
         // table of the same name elsewhere can never be picked up.
-        let options = options.options([
+        let mut options = options.options([
             ("search_path", config.schema.as_str()),
             ("statement_timeout", timeout_ms.as_str()),
         ]);
+        if !config.statement_cache {
+            options = options.statement_cache_capacity(0);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)

@@ -11,6 +11,16 @@ use crate::error::backend;
 use crate::wire::decode;
 use crate::{PgStore, to_db};
 
+/// Attempts of one call that keeps failing with a serialization failure or deadlock.
+const RETRIES_MAX: u32 = 5;
+
+/// SQLSTATE 40001 (serialization failure) and 40P01 (deadlock detected): the transaction
+/// was rolled back whole and may be run again.
+fn is_retryable(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(database)
+        if matches!(database.code().as_deref(), Some("40001" | "40P01")))
+}
+
 impl PgStore {
     /// Reserves every item asked for, or nothing, with the semantics of
     /// [`InventoryStore::reserve`](ticketing_core::InventoryStore::reserve).
@@ -23,22 +33,97 @@ impl PgStore {
         let id = ReservationId::generate(self.id_time());
         let request =
             serde_json::to_value(&request).map_err(|error| Error::backend("postgres", error))?;
-        let row = sqlx::query("SELECT ticketing_reserve($1, $2, $3, $4, $5) AS answer")
-            .bind(self.now_param())
-            .bind(&request)
-            .bind(id.as_str())
-            .bind(&token.as_bytes()[..])
-            .bind(to_db(Timestamp::from_millis(self.idempotency_retention_ms)))
-            .fetch_one(self.pool())
-            .await
-            .map_err(backend("reserve"))?;
-        let answer: serde_json::Value = row.try_get("answer").map_err(backend("reserve"))?;
+        let answer = self
+            .call("reserve", || {
+                sqlx::query("SELECT ticketing_reserve($1, $2, $3, $4, $5) AS answer")
+                    .bind(self.now_param())
+                    .bind(&request)
+                    .bind(id.as_str())
+                    .bind(&token.as_bytes()[..])
+                    .bind(to_db(Timestamp::from_millis(self.idempotency_retention_ms)))
+            })
+            .await?;
         let mut reservation: Reservation = decode("reserve", answer)?;
         // A fresh reservation carries its token; a replayed one (same client id) does not.
         if reservation.id == id {
             reservation.token = Some(token);
         }
         Ok(reservation)
+    }
+
+    /// Runs independent reservations in one round trip, each all or nothing on its own;
+    /// results in request order. Malformed requests are refused before anything is sent;
+    /// more than [`validate::BATCH_SIZE_MAX`] requests go in several round trips.
+    pub async fn reserve_batch(&self, requests: Vec<ReserveRequest>) -> Vec<Result<Reservation>> {
+        let mut results: Vec<Option<Result<Reservation>>> = Vec::with_capacity(requests.len());
+        // (position in `results`, request document, id, token) of the well-formed ones.
+        let mut pending = Vec::new();
+        for (position, request) in requests.iter().enumerate() {
+            if let Err(error) = validate::check_reserve(request) {
+                results.push(Some(Err(error)));
+                continue;
+            }
+            match serde_json::to_value(request) {
+                Ok(document) => {
+                    let id = ReservationId::generate(self.id_time());
+                    pending.push((position, document, id, ReservationToken::generate()));
+                    results.push(None);
+                }
+                Err(error) => results.push(Some(Err(Error::backend("postgres", error)))),
+            }
+        }
+        for chunk in pending.chunks(validate::BATCH_SIZE_MAX) {
+            let documents = serde_json::Value::Array(chunk.iter().map(|p| p.1.clone()).collect());
+            let ids: Vec<&str> = chunk.iter().map(|p| p.2.as_str()).collect();
+            let tokens: Vec<Vec<u8>> = chunk.iter().map(|p| p.3.as_bytes().to_vec()).collect();
+            let answers = self
+                .call("reserve_batch", || {
+                    sqlx::query("SELECT ticketing_reserve_batch($1, $2, $3, $4, $5) AS answer")
+                        .bind(self.now_param())
+                        .bind(&documents)
+                        .bind(&ids)
+                        .bind(&tokens)
+                        .bind(to_db(Timestamp::from_millis(self.idempotency_retention_ms)))
+                })
+                .await;
+            let answers = match answers {
+                Ok(serde_json::Value::Array(answers)) if answers.len() == chunk.len() => answers,
+                Ok(_) => {
+                    let error = Error::backend(
+                        "postgres",
+                        crate::PgFailure {
+                            operation: "reserve_batch",
+                            sqlstate: None,
+                            message: "unexpected answer from the database".to_owned(),
+                        },
+                    );
+                    for (position, ..) in chunk {
+                        results[*position] = Some(Err(error.clone()));
+                    }
+                    continue;
+                }
+                Err(error) => {
+                    for (position, ..) in chunk {
+                        results[*position] = Some(Err(error.clone()));
+                    }
+                    continue;
+                }
+            };
+            for ((position, _, id, token), answer) in chunk.iter().zip(answers) {
+                let outcome =
+                    decode::<Reservation>("reserve_batch", answer).map(|mut reservation| {
+                        if reservation.id == *id {
+                            reservation.token = Some(token.clone());
+                        }
+                        reservation
+                    });
+                results[*position] = Some(outcome);
+            }
+        }
+        results
+            .into_iter()
+            .map(|result| result.unwrap_or_else(|| Err(Error::invalid("batch", "not run"))))
+            .collect()
     }
 
     /// A reservation as it reads now, without its token.
@@ -79,16 +164,15 @@ impl PgStore {
             "ga": request.ga,
         });
         let answer = self
-            .call(
-                "commit",
+            .call("commit", || {
                 sqlx::query("SELECT ticketing_commit($1, $2, $3, $4, $5, $6) AS answer")
                     .bind(self.now_param())
                     .bind(reservation.as_str())
                     .bind(&request.token.as_bytes()[..])
                     .bind(&document)
                     .bind(order.as_str())
-                    .bind(to_db(Timestamp::from_millis(self.idempotency_retention_ms))),
-            )
+                    .bind(to_db(Timestamp::from_millis(self.idempotency_retention_ms)))
+            })
             .await?;
         decode("commit", answer)
     }
@@ -105,14 +189,13 @@ impl PgStore {
     ) -> Result<Reservation> {
         validate::check_ttl_seconds(ttl_seconds)?;
         let answer = self
-            .call(
-                "extend",
+            .call("extend", || {
                 sqlx::query("SELECT ticketing_extend($1, $2, $3, $4) AS answer")
                     .bind(self.now_param())
                     .bind(reservation.as_str())
                     .bind(&token.as_bytes()[..])
-                    .bind(i64::from(ttl_seconds)),
-            )
+                    .bind(i64::from(ttl_seconds))
+            })
             .await?;
         decode("extend", answer)
     }
@@ -127,13 +210,12 @@ impl PgStore {
         token: &ReservationToken,
     ) -> Result<()> {
         let answer = self
-            .call(
-                "cancel",
+            .call("cancel", || {
                 sqlx::query("SELECT ticketing_cancel($1, $2, $3) AS answer")
                     .bind(self.now_param())
                     .bind(reservation.as_str())
-                    .bind(&token.as_bytes()[..]),
-            )
+                    .bind(&token.as_bytes()[..])
+            })
             .await?;
         decode::<Option<()>>("cancel", answer).map(|_| ())
     }
@@ -143,10 +225,9 @@ impl PgStore {
     /// Errors: `not_found`, `backend`.
     pub async fn order(&self, order: &OrderId) -> Result<Order> {
         let answer = self
-            .call(
-                "order",
-                sqlx::query("SELECT ticketing_order_json($1) AS answer").bind(order.as_str()),
-            )
+            .call("order", || {
+                sqlx::query("SELECT ticketing_order_json($1) AS answer").bind(order.as_str())
+            })
             .await?;
         if answer.is_null() {
             return Err(Error::not_found(Entity::Order, order));
@@ -161,7 +242,7 @@ impl PgStore {
         let answer = self
             .call(
                 "ticket",
-                sqlx::query("SELECT (SELECT ticketing_ticket_json(t) FROM tickets t WHERE id = $1) AS answer")
+                || sqlx::query("SELECT (SELECT ticketing_ticket_json(t) FROM tickets t WHERE id = $1) AS answer")
                     .bind(ticket.as_str()),
             )
             .await?;
@@ -172,15 +253,22 @@ impl PgStore {
     }
 
     /// Runs a one-row query answering a jsonb column `answer`.
+    ///
+    /// A serialization failure or a deadlock rolled the whole call back, so it is retried, a
+    /// bounded number of times; any other failure is returned as it is.
     pub(crate) async fn call<'q>(
         &self,
         operation: &'static str,
-        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+        query: impl Fn() -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
     ) -> Result<serde_json::Value> {
-        let row = query
-            .fetch_one(self.pool())
-            .await
-            .map_err(backend(operation))?;
+        let mut attempt = 1;
+        let row = loop {
+            match query().fetch_one(self.pool()).await {
+                Ok(row) => break row,
+                Err(error) if attempt < RETRIES_MAX && is_retryable(&error) => attempt += 1,
+                Err(error) => return Err(backend(operation)(error)),
+            }
+        };
         row.try_get::<Option<serde_json::Value>, _>("answer")
             .map(Option::unwrap_or_default)
             .map_err(backend(operation))

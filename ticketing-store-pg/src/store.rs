@@ -39,6 +39,10 @@ impl InventoryStore for PgStore {
         PgStore::reserve(self, request).await
     }
 
+    async fn reserve_batch(&self, requests: Vec<ReserveRequest>) -> Vec<Result<Reservation>> {
+        PgStore::reserve_batch(self, requests).await
+    }
+
     async fn commit(&self, reservation: &ReservationId, request: CommitRequest) -> Result<Order> {
         PgStore::commit(self, reservation, request).await
     }

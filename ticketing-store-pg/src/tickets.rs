@@ -20,13 +20,12 @@ impl PgStore {
         let tickets: Option<Vec<&str>> =
             tickets.map(|tickets| tickets.iter().map(TicketId::as_str).collect());
         let answer = self
-            .call(
-                "refund",
+            .call("refund", || {
                 sqlx::query("SELECT ticketing_refund($1, $2, $3) AS answer")
                     .bind(self.now_param())
                     .bind(order.as_str())
-                    .bind(tickets),
-            )
+                    .bind(tickets.clone())
+            })
             .await?;
         decode("refund", answer)
     }
@@ -37,13 +36,12 @@ impl PgStore {
     /// Errors: as the trait documents, and `backend`.
     pub async fn transfer(&self, ticket: &TicketId, to: &HolderId) -> Result<Ticket> {
         let answer = self
-            .call(
-                "transfer",
+            .call("transfer", || {
                 sqlx::query("SELECT ticketing_transfer($1, $2, $3) AS answer")
                     .bind(self.now_param())
                     .bind(ticket.as_str())
-                    .bind(to.as_str()),
-            )
+                    .bind(to.as_str())
+            })
             .await?;
         decode("transfer", answer)
     }
@@ -53,12 +51,11 @@ impl PgStore {
     /// Errors: `not_found`, `conflict`, `backend`.
     pub async fn check_in(&self, code: &TicketCode) -> Result<Ticket> {
         let answer = self
-            .call(
-                "check_in",
+            .call("check_in", || {
                 sqlx::query("SELECT ticketing_check_in($1, $2) AS answer")
                     .bind(self.now_param())
-                    .bind(code.as_str()),
-            )
+                    .bind(code.as_str())
+            })
             .await?;
         decode("check_in", answer)
     }
@@ -71,14 +68,13 @@ impl PgStore {
         validate::check_block(seats)?;
         let seats: Vec<&str> = seats.iter().map(SeatId::as_str).collect();
         let answer = self
-            .call(
-                "block",
+            .call("block", || {
                 sqlx::query("SELECT ticketing_block($1, $2, $3, $4) AS answer")
                     .bind(self.now_param())
                     .bind(event.as_str())
-                    .bind(seats)
-                    .bind(blocked),
-            )
+                    .bind(seats.clone())
+                    .bind(blocked)
+            })
             .await?;
         decode::<Option<()>>("block", answer).map(|_| ())
     }
@@ -117,15 +113,14 @@ impl PgStore {
         validate::check_capacity(value)?;
         let value = i32::try_from(value).unwrap_or(i32::MAX);
         let answer = self
-            .call(
-                operation,
+            .call(operation, || {
                 sqlx::query("SELECT ticketing_set_pool($1, $2, $3, $4, $5) AS answer")
                     .bind(self.now_param())
                     .bind(event.as_str())
                     .bind(pool.as_str())
                     .bind(value)
-                    .bind(capacity),
-            )
+                    .bind(capacity)
+            })
             .await?;
         decode::<Option<()>>(operation, answer).map(|_| ())
     }

@@ -235,3 +235,14 @@ async fn a_new_event_reads_as_its_log_replayed() {
     );
     store.drop_schema().await.unwrap();
 }
+
+#[tokio::test]
+async fn works_without_a_statement_cache_as_behind_pgbouncer() {
+    let config = fresh_config().statement_cache(false);
+    let store = PgStore::connect(config).await.unwrap();
+    store.create_event(spec("e", "pooled")).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(store.events(Page::default()).await.unwrap().len(), 1);
+    }
+    store.drop_schema().await.unwrap();
+}

@@ -314,3 +314,69 @@ async fn a_lapsed_hold_is_free_at_once_and_logged_expired() {
     check(&store).await;
     store.drop_schema().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_batches_over_two_events_never_double_book() {
+    let clock = ManualClock::default();
+    let store = std::sync::Arc::new(fresh_store(&clock).await);
+    for id in ["e", "f"] {
+        store.create_event(spec(id, "batch")).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for task in 0..4u32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            // Events in opposite orders in alternate tasks: locks are taken in id order.
+            let events = if task % 2 == 0 {
+                ["e", "f"]
+            } else {
+                ["f", "e"]
+            };
+            let requests: Vec<ReserveRequest> = (0..40u32)
+                .map(|n| {
+                    ReserveRequest::new(
+                        EventId::new(events[(n % 2) as usize]).unwrap(),
+                        HolderId::new(format!("h{task}")).unwrap(),
+                    )
+                    .seats([seat(&format!("A-{}", 1 + (n + task) % 3))])
+                })
+                .collect();
+            store.reserve_batch(requests).await
+        }));
+    }
+    let mut won = 0;
+    for task in tasks {
+        let results = task.await.unwrap();
+        assert_eq!(results.len(), 40);
+        for result in results {
+            match result {
+                Ok(reservation) => {
+                    assert!(reservation.token.is_some());
+                    won += 1;
+                }
+                Err(Error::SeatUnavailable { .. }) => {}
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(
+        won, 6,
+        "each of the 3 seats of each event is won exactly once"
+    );
+    for id in ["e", "f"] {
+        let event = store.event(&EventId::new(id).unwrap()).await.unwrap();
+        let availability = store.availability(&event.id).await.unwrap();
+        let log = store.changes(&event.id, 0, 10_000).await.unwrap();
+        assert_eq!(
+            ticketing_core::testkit::invariants::replay(&event, &log).unwrap(),
+            availability
+        );
+        assert!(
+            availability
+                .seats
+                .iter()
+                .all(|status| *status == SeatStatus::Held)
+        );
+    }
+    store.drop_schema().await.unwrap();
+}
