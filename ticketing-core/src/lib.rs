@@ -63,7 +63,7 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `tokio` | [`sweeper::spawn_sweeper`]: runs [`InventoryStore::expire_due`] periodically |
+//! | `tokio` | [`sweeper::spawn_sweeper`]: runs [`InventoryStore::expire_due`] periodically; [`Coalescing`]: group commit of concurrent reservations |
 //! | `testkit` | the reference model and the conformance kit every backend runs (not stable API) |
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -79,11 +79,15 @@ mod token;
 pub mod validate;
 
 #[cfg(feature = "tokio")]
+pub mod coalescing;
+#[cfg(feature = "tokio")]
 pub mod sweeper;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+#[cfg(feature = "tokio")]
+pub use coalescing::{Coalescing, CoalescingConfig};
 pub use domain::*;
 pub use error::{ConflictReason, Entity, Error, HolderLimit, Result};
 pub use id::*;

@@ -9,9 +9,9 @@
 //! finalized first), and passes the whole conformance kit against a real server
 //! (`tests/conformance.rs`). `reserve_batch` is one round trip (every event of the batch locked
 //! in id order first); serialization failures and deadlocks are retried a bounded number of
-//! times; `statement_cache(false)` suits PgBouncer's transaction mode. Not yet: GA pools
-//! striped over counter rows, the `Coalescing` wrapper, the crash-durability test and the
-//! benchmarks.
+//! times; `statement_cache(false)` suits PgBouncer's transaction mode; the kit also passes
+//! through [`ticketing_core::Coalescing`] (group commit). Not yet: GA pools striped over
+//! counter rows, the crash-durability test and the benchmarks.
 //!
 //! ## Design (what is built and what comes next)
 //!

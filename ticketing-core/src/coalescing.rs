@@ -1,0 +1,463 @@
+//! Group commit for reservations: concurrent `reserve` calls for one event become one
+//! `reserve_batch` call.
+//!
+//! A durable backend pays a round trip (and, on PostgreSQL, the event's lock and a WAL flush)
+//! per call; at a flash sale's peak most of that is waiting. [`Coalescing`] queues each
+//! `reserve` per event; while a batch for that event is in flight, new calls wait in the queue
+//! and go together in the next one. Under no load a call goes alone at once (no added wait
+//! unless [`CoalescingConfig::max_wait`] asks for one); under load batches grow up to
+//! [`CoalescingConfig::max_batch`]. Every caller gets its own result; requests are
+//! independent inside a batch, so one caller's bad input never fails another's.
+//!
+//! If a caller stops waiting (its future is dropped), its request still runs: like a
+//! request whose response was lost, it may hold seats until its hold lapses — use a client
+//! reservation id to find it again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use crate::domain::{
+    Availability, Change, CommitRequest, Event, EventSpec, EventSummary, Order, Page, Refund,
+    Reservation, ReserveRequest, Ticket,
+};
+use crate::error::{Error, Result};
+use crate::id::{EventId, HolderId, OrderId, PoolId, ReservationId, SeatId, TicketCode, TicketId};
+use crate::store::InventoryStore;
+use crate::token::ReservationToken;
+use crate::validate;
+
+/// How [`Coalescing`] forms batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CoalescingConfig {
+    /// The most reservations in one batch (at most [`validate::BATCH_SIZE_MAX`]).
+    pub max_batch: usize,
+    /// How long the first call of an idle event waits for company before its batch goes.
+    /// Zero (the default): batches form only from calls that arrive while one is in flight.
+    pub max_wait: Duration,
+}
+
+impl Default for CoalescingConfig {
+    fn default() -> Self {
+        Self {
+            max_batch: 256,
+            max_wait: Duration::ZERO,
+        }
+    }
+}
+
+impl CoalescingConfig {
+    /// Sets the largest batch (clamped to 1 ..= [`validate::BATCH_SIZE_MAX`]).
+    pub fn max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch.clamp(1, validate::BATCH_SIZE_MAX);
+        self
+    }
+
+    /// Sets how long an idle event's first call waits for others.
+    pub fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = max_wait;
+        self
+    }
+}
+
+type Waiter = (ReserveRequest, oneshot::Sender<Result<Reservation>>);
+
+/// Per event: the calls waiting for the next batch, and whether a drain task runs.
+#[derive(Default)]
+struct Queue {
+    waiting: Vec<Waiter>,
+    draining: bool,
+}
+
+struct Shared<S> {
+    inner: S,
+    config: CoalescingConfig,
+    queues: Mutex<HashMap<EventId, Queue>>,
+}
+
+/// An [`InventoryStore`] that turns concurrent `reserve` calls for one event into
+/// `reserve_batch` calls of the store it wraps; every other operation goes straight through.
+/// Needs a tokio runtime (feature `tokio`).
+pub struct Coalescing<S> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S> std::fmt::Debug for Coalescing<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coalescing")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: InventoryStore + 'static> Coalescing<S> {
+    /// Wraps `inner` with the default configuration.
+    pub fn new(inner: S) -> Self {
+        Self::with_config(inner, CoalescingConfig::default())
+    }
+
+    /// Wraps `inner`.
+    pub fn with_config(inner: S, config: CoalescingConfig) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                inner,
+                config,
+                queues: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.shared.inner
+    }
+}
+
+impl<S: InventoryStore + 'static> Shared<S> {
+    /// Runs batches for `event` until its queue is empty.
+    async fn drain(self: Arc<Self>, event: EventId) {
+        let _unwinding = DrainGuard {
+            queues: &self.queues,
+            event: &event,
+        };
+        if !self.config.max_wait.is_zero() {
+            tokio::time::sleep(self.config.max_wait).await;
+        }
+        loop {
+            let batch: Vec<Waiter> = {
+                let mut queues = self.queues.lock();
+                let Some(queue) = queues.get_mut(&event) else {
+                    return;
+                };
+                if queue.waiting.is_empty() {
+                    queues.remove(&event);
+                    return;
+                }
+                let take = queue.waiting.len().min(self.config.max_batch);
+                queue.waiting.drain(..take).collect()
+            };
+            let (requests, senders): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            let results = self.inner.reserve_batch(requests).await;
+            let mut results = results.into_iter();
+            for sender in senders {
+                let result = results.next().unwrap_or_else(|| {
+                    Err(Error::invalid(
+                        "batch",
+                        "the store answered fewer results than requests",
+                    ))
+                });
+                // A caller that stopped waiting no longer wants its result.
+                let _ = sender.send(result);
+            }
+        }
+    }
+}
+
+/// If the wrapped store panics inside a batch, the queue of that event is dropped: its
+/// callers get an error instead of waiting forever, and the next call starts afresh.
+struct DrainGuard<'a> {
+    queues: &'a Mutex<HashMap<EventId, Queue>>,
+    event: &'a EventId,
+}
+
+impl Drop for DrainGuard<'_> {
+    fn drop(&mut self) {
+        // Only when unwinding: on a normal end the queue was handed back (or reused by a
+        // newer drain task, which must not lose it).
+        if std::thread::panicking() {
+            self.queues.lock().remove(self.event);
+        }
+    }
+}
+
+#[async_trait]
+impl<S: InventoryStore + 'static> InventoryStore for Coalescing<S> {
+    async fn reserve(&self, request: ReserveRequest) -> Result<Reservation> {
+        let (sender, receiver) = oneshot::channel();
+        let event = request.event.clone();
+        let start_drain = {
+            let mut queues = self.shared.queues.lock();
+            let queue = queues.entry(event.clone()).or_default();
+            queue.waiting.push((request, sender));
+            !std::mem::replace(&mut queue.draining, true)
+        };
+        if start_drain {
+            tokio::spawn(self.shared.clone().drain(event));
+        }
+        receiver.await.map_err(|_| {
+            Error::backend(
+                "coalescing",
+                std::io::Error::other("the batch task ended without an answer"),
+            )
+        })?
+    }
+
+    async fn reserve_batch(&self, requests: Vec<ReserveRequest>) -> Vec<Result<Reservation>> {
+        self.shared.inner.reserve_batch(requests).await
+    }
+
+    async fn create_event(&self, spec: EventSpec) -> Result<Event> {
+        self.shared.inner.create_event(spec).await
+    }
+
+    async fn event(&self, event: &EventId) -> Result<Event> {
+        self.shared.inner.event(event).await
+    }
+
+    async fn events(&self, page: Page) -> Result<Vec<EventSummary>> {
+        self.shared.inner.events(page).await
+    }
+
+    async fn resize_pool(&self, event: &EventId, pool: &PoolId, capacity: u32) -> Result<()> {
+        self.shared.inner.resize_pool(event, pool, capacity).await
+    }
+
+    async fn set_pool_blocked(&self, event: &EventId, pool: &PoolId, blocked: u32) -> Result<()> {
+        self.shared
+            .inner
+            .set_pool_blocked(event, pool, blocked)
+            .await
+    }
+
+    async fn block(&self, event: &EventId, seats: &[SeatId], blocked: bool) -> Result<()> {
+        self.shared.inner.block(event, seats, blocked).await
+    }
+
+    async fn commit(&self, reservation: &ReservationId, request: CommitRequest) -> Result<Order> {
+        self.shared.inner.commit(reservation, request).await
+    }
+
+    async fn extend(
+        &self,
+        reservation: &ReservationId,
+        token: &ReservationToken,
+        ttl_seconds: u32,
+    ) -> Result<Reservation> {
+        self.shared
+            .inner
+            .extend(reservation, token, ttl_seconds)
+            .await
+    }
+
+    async fn cancel(&self, reservation: &ReservationId, token: &ReservationToken) -> Result<()> {
+        self.shared.inner.cancel(reservation, token).await
+    }
+
+    async fn refund(&self, order: &OrderId, tickets: Option<&[TicketId]>) -> Result<Refund> {
+        self.shared.inner.refund(order, tickets).await
+    }
+
+    async fn transfer(&self, ticket: &TicketId, to: &HolderId) -> Result<Ticket> {
+        self.shared.inner.transfer(ticket, to).await
+    }
+
+    async fn check_in(&self, code: &TicketCode) -> Result<Ticket> {
+        self.shared.inner.check_in(code).await
+    }
+
+    async fn expire_due(&self, limit: usize) -> Result<usize> {
+        self.shared.inner.expire_due(limit).await
+    }
+
+    async fn availability(&self, event: &EventId) -> Result<Availability> {
+        self.shared.inner.availability(event).await
+    }
+
+    async fn changes(&self, event: &EventId, after: u64, limit: usize) -> Result<Vec<Change>> {
+        self.shared.inner.changes(event, after, limit).await
+    }
+
+    async fn reservation(&self, reservation: &ReservationId) -> Result<Reservation> {
+        self.shared.inner.reservation(reservation).await
+    }
+
+    async fn order(&self, order: &OrderId) -> Result<Order> {
+        self.shared.inner.order(order).await
+    }
+
+    async fn ticket(&self, ticket: &TicketId) -> Result<Ticket> {
+        self.shared.inner.ticket(ticket).await
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+    use crate::{MemoryStore, Policy, PoolSpec};
+
+    /// The in-memory store, recording the size of every batch; a request for holder
+    /// "panic" makes the batch panic. Only what the tests use is delegated.
+    struct Recorder {
+        inner: MemoryStore,
+        batches: Mutex<Vec<usize>>,
+    }
+
+    fn unused<T>() -> Result<T> {
+        Err(Error::invalid("test", "not used by these tests"))
+    }
+
+    #[async_trait]
+    impl InventoryStore for Recorder {
+        async fn reserve_batch(&self, requests: Vec<ReserveRequest>) -> Vec<Result<Reservation>> {
+            assert!(
+                requests.iter().all(|r| r.holder.as_str() != "panic"),
+                "inner store panics"
+            );
+            self.batches.lock().push(requests.len());
+            // Give callers time to pile up, as a database round trip would.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            self.inner.reserve_batch(requests).await
+        }
+        async fn reserve(&self, request: ReserveRequest) -> Result<Reservation> {
+            self.inner.reserve(request).await
+        }
+        async fn create_event(&self, spec: EventSpec) -> Result<Event> {
+            self.inner.create_event(spec).await
+        }
+        async fn event(&self, _: &EventId) -> Result<Event> {
+            unused()
+        }
+        async fn events(&self, _: Page) -> Result<Vec<EventSummary>> {
+            unused()
+        }
+        async fn resize_pool(&self, _: &EventId, _: &PoolId, _: u32) -> Result<()> {
+            unused()
+        }
+        async fn set_pool_blocked(&self, _: &EventId, _: &PoolId, _: u32) -> Result<()> {
+            unused()
+        }
+        async fn block(&self, _: &EventId, _: &[SeatId], _: bool) -> Result<()> {
+            unused()
+        }
+        async fn commit(&self, _: &ReservationId, _: CommitRequest) -> Result<Order> {
+            unused()
+        }
+        async fn extend(
+            &self,
+            _: &ReservationId,
+            _: &ReservationToken,
+            _: u32,
+        ) -> Result<Reservation> {
+            unused()
+        }
+        async fn cancel(&self, _: &ReservationId, _: &ReservationToken) -> Result<()> {
+            unused()
+        }
+        async fn refund(&self, _: &OrderId, _: Option<&[TicketId]>) -> Result<Refund> {
+            unused()
+        }
+        async fn transfer(&self, _: &TicketId, _: &HolderId) -> Result<Ticket> {
+            unused()
+        }
+        async fn check_in(&self, _: &TicketCode) -> Result<Ticket> {
+            unused()
+        }
+        async fn expire_due(&self, _: usize) -> Result<usize> {
+            unused()
+        }
+        async fn availability(&self, event: &EventId) -> Result<Availability> {
+            self.inner.availability(event).await
+        }
+        async fn changes(&self, _: &EventId, _: u64, _: usize) -> Result<Vec<Change>> {
+            unused()
+        }
+        async fn reservation(&self, _: &ReservationId) -> Result<Reservation> {
+            unused()
+        }
+        async fn order(&self, _: &OrderId) -> Result<Order> {
+            unused()
+        }
+        async fn ticket(&self, _: &TicketId) -> Result<Ticket> {
+            unused()
+        }
+    }
+
+    async fn store(max_batch: usize) -> Arc<Coalescing<Recorder>> {
+        let recorder = Recorder {
+            inner: MemoryStore::new(),
+            batches: Mutex::new(Vec::new()),
+        };
+        let store =
+            Coalescing::with_config(recorder, CoalescingConfig::default().max_batch(max_batch));
+        store
+            .create_event(EventSpec {
+                id: EventId::new("e").unwrap(),
+                name: "e".into(),
+                seats: vec![],
+                pools: vec![PoolSpec {
+                    id: PoolId::new("ga").unwrap(),
+                    name: String::new(),
+                    capacity: 100,
+                }],
+                sale_window: None,
+                policy: Policy::default(),
+            })
+            .await
+            .unwrap();
+        Arc::new(store)
+    }
+
+    fn request(holder: &str, quantity: u32) -> ReserveRequest {
+        ReserveRequest::new(EventId::new("e").unwrap(), HolderId::new(holder).unwrap())
+            .ga(PoolId::new("ga").unwrap(), quantity)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_calls_share_batches_and_keep_their_own_results() {
+        let store = store(16).await;
+        let calls: Vec<_> = (0..64)
+            .map(|n| {
+                let store = store.clone();
+                // Every 8th request is malformed (zero units): it fails alone.
+                let quantity = if n % 8 == 0 { 0 } else { 1 };
+                tokio::spawn(
+                    async move { store.reserve(request(&format!("h{n}"), quantity)).await },
+                )
+            })
+            .collect();
+        let mut held = 0;
+        for (n, call) in calls.into_iter().enumerate() {
+            match call.await.unwrap() {
+                Ok(reservation) => {
+                    assert_eq!(
+                        reservation.holder.as_str(),
+                        format!("h{n}"),
+                        "each caller its own result"
+                    );
+                    assert!(reservation.token.is_some());
+                    held += 1;
+                }
+                Err(error) => {
+                    assert_eq!(n % 8, 0, "only the malformed requests fail: {error}");
+                    assert_eq!(error.code(), "invalid_request");
+                }
+            }
+        }
+        assert_eq!(held, 56);
+        let batches = store.inner().batches.lock().clone();
+        assert_eq!(batches.iter().sum::<usize>(), 64);
+        assert!(batches.iter().all(|size| *size <= 16), "{batches:?}");
+        assert!(batches.len() < 64, "calls were batched: {batches:?}");
+        let availability = store
+            .availability(&EventId::new("e").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(availability.pools[0].held, 56);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_store_fails_its_callers_instead_of_hanging() {
+        let store = store(16).await;
+        let error = store.reserve(request("panic", 1)).await.unwrap_err();
+        assert_eq!(error.code(), "backend");
+        // The next call for the event starts afresh.
+        assert!(store.reserve(request("after", 1)).await.is_ok());
+    }
+}
