@@ -394,6 +394,9 @@ fn disjoint(c: &mut Criterion) {
             },
         );
     }
+    group.bench_function("store_halves/2", |b| {
+        b.iter_custom(|iters| parallel_chunks(iters, 2, Sharing::OneEventHalves));
+    });
     group.bench_function("event_per_thread/2", |b| {
         b.iter_custom(|iters| parallel_chunks(iters, 2, Sharing::EventPerThread));
     });
@@ -437,20 +440,23 @@ fn disjoint(c: &mut Criterion) {
     group.finish();
 }
 
-/// `iters` single-seat reserves spread over `threads` threads, on fresh venues; each
-/// thread takes seats of its own (interleaved), so they never conflict.
-///
 /// What the threads of [`parallel_chunks`] share.
 #[derive(Clone, Copy)]
 enum Sharing {
-    /// One event of one store.
+    /// One event of one store; the threads take alternate seats (0, 2, 4… and 1, 3, 5…),
+    /// so neighbouring seats go to different threads.
     OneEvent,
+    /// One event of one store; each thread takes a contiguous half of the venue (its own
+    /// sections), as buyers spread over a venue mostly do.
+    OneEventHalves,
     /// One store, an event per thread.
     EventPerThread,
     /// A store per thread: nothing shared, what this machine's cores can do at best.
     StorePerThread,
 }
 
+/// `iters` single-seat reserves spread over `threads` threads, on fresh venues; each
+/// thread takes seats of its own, so they never conflict.
 fn parallel_chunks(iters: u64, threads: u64, sharing: Sharing) -> Duration {
     let mut elapsed = Duration::ZERO;
     let mut done = 0;
@@ -463,7 +469,7 @@ fn parallel_chunks(iters: u64, threads: u64, sharing: Sharing) -> Duration {
             _ => vec![MemoryStore::with_clock(Arc::new(ManualClock::default()))],
         };
         let venues: Vec<(&MemoryStore, EventId, Vec<SeatId>)> = match sharing {
-            Sharing::OneEvent => {
+            Sharing::OneEvent | Sharing::OneEventHalves => {
                 let (event, ids) = add_venue(&stores[0], "bench", 1);
                 vec![(&stores[0], event, ids)]
             }
@@ -491,7 +497,13 @@ fn parallel_chunks(iters: u64, threads: u64, sharing: Sharing) -> Duration {
                     // reference counts between the threads.
                     let event = EventId::new(event.as_str()).unwrap();
                     let holder = HolderId::new(format!("buyer-{t}")).unwrap();
-                    for i in (t..chunk).step_by(threads as usize) {
+                    let (first, end, step) = match sharing {
+                        Sharing::OneEventHalves => {
+                            (t * chunk / threads, (t + 1) * chunk / threads, 1)
+                        }
+                        _ => (t, chunk, threads as usize),
+                    };
+                    for i in (first..end).step_by(step) {
                         let request = ReserveRequest::new(event.clone(), holder.clone())
                             .seats([ids[i as usize].clone()]);
                         black_box(ready(store.reserve(request)).unwrap());
@@ -585,6 +597,49 @@ fn hot_seat(c: &mut Criterion) {
     group.finish();
 }
 
+/// What this machine gives two threads right now: a fixed computation (no memory, no
+/// locks, nothing shared) on 1 and on 2 threads. On an idle 2-core machine 2 threads do
+/// 2× the work of one; whatever less this shows is taken by neighbours, and bounds every
+/// other parallel figure of the same run.
+fn parallel_limit(c: &mut Criterion) {
+    let mut group = c.benchmark_group("parallel_limit");
+    group.throughput(Throughput::Elements(1));
+    for threads in [1u64, 2] {
+        group.bench_with_input(
+            BenchmarkId::new("compute", threads),
+            &threads,
+            |b, &threads| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    std::thread::scope(|scope| {
+                        for t in 0..threads {
+                            scope.spawn(move || {
+                                for i in (t..iters).step_by(threads as usize) {
+                                    black_box(compute(black_box(i)));
+                                }
+                            });
+                        }
+                    });
+                    start.elapsed()
+                });
+            },
+        );
+    }
+    group.finish();
+}
+
+/// About half a microsecond of dependent arithmetic in registers.
+fn compute(seed: u64) -> u64 {
+    let mut x = seed | 1;
+    for _ in 0..256 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    x
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
@@ -592,6 +647,6 @@ criterion_group! {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
     targets = reserve_single, reserve_commit_single, reserve_four_seats, reserve_ga_two,
-        best_available_adjacent, disjoint, hot_seat
+        best_available_adjacent, disjoint, hot_seat, parallel_limit
 }
 criterion_main!(benches);
