@@ -9,6 +9,9 @@
 //! [`CoalescingConfig::max_batch`]. Every caller gets its own result; requests are
 //! independent inside a batch, so one caller's bad input never fails another's.
 //!
+//! If the wrapped store panics inside a batch, that batch's callers get a `backend` error
+//! and the queue goes on.
+//!
 //! If a caller stops waiting (its future is dropped), its request still runs: like a
 //! request whose response was lost, it may hold seats until its hold lapses — use a client
 //! reservation id to find it again.
@@ -121,10 +124,6 @@ impl<S: InventoryStore + 'static> Coalescing<S> {
 impl<S: InventoryStore + 'static> Shared<S> {
     /// Runs batches for `event` until its queue is empty.
     async fn drain(self: Arc<Self>, event: EventId) {
-        let _unwinding = DrainGuard {
-            queues: &self.queues,
-            event: &event,
-        };
         if !self.config.max_wait.is_zero() {
             tokio::time::sleep(self.config.max_wait).await;
         }
@@ -142,35 +141,23 @@ impl<S: InventoryStore + 'static> Shared<S> {
                 queue.waiting.drain(..take).collect()
             };
             let (requests, senders): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-            let results = self.inner.reserve_batch(requests).await;
+            // In a task of its own, so that a store that panics fails this batch's callers
+            // and the queue goes on.
+            let shared = self.clone();
+            let results = tokio::spawn(async move { shared.inner.reserve_batch(requests).await })
+                .await
+                .unwrap_or_default();
             let mut results = results.into_iter();
             for sender in senders {
                 let result = results.next().unwrap_or_else(|| {
-                    Err(Error::invalid(
-                        "batch",
-                        "the store answered fewer results than requests",
+                    Err(Error::backend(
+                        "coalescing",
+                        std::io::Error::other("the store answered no result for this request"),
                     ))
                 });
                 // A caller that stopped waiting no longer wants its result.
                 let _ = sender.send(result);
             }
-        }
-    }
-}
-
-/// If the wrapped store panics inside a batch, the queue of that event is dropped: its
-/// callers get an error instead of waiting forever, and the next call starts afresh.
-struct DrainGuard<'a> {
-    queues: &'a Mutex<HashMap<EventId, Queue>>,
-    event: &'a EventId,
-}
-
-impl Drop for DrainGuard<'_> {
-    fn drop(&mut self) {
-        // Only when unwinding: on a normal end the queue was handed back (or reused by a
-        // newer drain task, which must not lose it).
-        if std::thread::panicking() {
-            self.queues.lock().remove(self.event);
         }
     }
 }

@@ -1,0 +1,275 @@
+//! Throughput and latency of the PostgreSQL store against its practical limits, in one run.
+//!
+//! ```sh
+//! cargo run --release -p ticketing-store-pg --example pg_bench -- [seconds per case, default 5]
+//! ```
+//!
+//! On a 50,000-seat event, for 1, 8 and 32 concurrent clients: single-seat reserves/s and
+//! commits/s with p50/p99, and in the same run `pgbench` on the same server executing
+//! (a) the very statement the store sends for a reserve and (b) the seed documents'
+//! single-row conditional UPDATE, the practical limits. Then `Coalescing` off and on at 32
+//! and 256 concurrent callers on one hot event. Needs `DATABASE_URL` (default the local
+//! server) and `pgbench` on the PATH; works in a schema of its own, dropped at the end.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use ticketing_core::{
+    Coalescing, CoalescingConfig, CommitRequest, Error, EventId, EventSpec, HolderId,
+    IdempotencyKey, InventoryStore, Policy, ReserveRequest, Seat, SeatId,
+};
+use ticketing_store_pg::{PgStore, PgStoreConfig};
+
+const SEATS: u32 = 50_000;
+const SCHEMA: &str = "bench";
+
+fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+async fn fresh_store(max_connections: u32) -> PgStore {
+    let config = PgStoreConfig::new(database_url())
+        .schema(SCHEMA)
+        .unwrap()
+        .max_connections(max_connections);
+    let store = PgStore::connect(config)
+        .await
+        .expect("PostgreSQL reachable");
+    store.drop_schema().await.unwrap();
+    store.migrate().await.unwrap();
+    store
+        .create_event(EventSpec {
+            id: EventId::new("bench").unwrap(),
+            name: "bench".into(),
+            seats: (0..SEATS)
+                .map(|index| Seat {
+                    id: SeatId::new(format!("s{index}")).unwrap(),
+                    section: format!("S{}", index / 1_000),
+                    row: format!("R{}", index / 25 % 40),
+                    number: index % 25 + 1,
+                    category: String::new(),
+                    accessible: false,
+                    position: Default::default(),
+                })
+                .collect(),
+            pools: vec![],
+            sale_window: None,
+            policy: Policy::default(),
+        })
+        .await
+        .unwrap();
+    store
+}
+
+struct Outcome {
+    ops: u64,
+    elapsed: Duration,
+    latency: Histogram<u64>,
+}
+
+impl Outcome {
+    fn per_second(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn line(&self, what: &str) -> String {
+        format!(
+            "{what:<44} {:>9.0} ops/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
+            self.per_second(),
+            self.latency.value_at_quantile(0.5) as f64 / 1_000.0,
+            self.latency.value_at_quantile(0.99) as f64 / 1_000.0
+        )
+    }
+}
+
+/// `clients` tasks each running `op(n)` with fresh numbers from one counter for `duration`.
+async fn drive<F, Fut>(clients: u32, duration: Duration, op: F) -> Outcome
+where
+    F: Fn(u32) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let op = Arc::new(op);
+    let counter = Arc::new(AtomicU32::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (op, counter) = (op.clone(), counter.clone());
+            tokio::spawn(async move {
+                let mut latency = Histogram::<u64>::new(3).unwrap();
+                let mut ops = 0u64;
+                while start.elapsed() < duration {
+                    let n = counter.fetch_add(1, Ordering::Relaxed);
+                    let began = Instant::now();
+                    op(n).await;
+                    latency.record(began.elapsed().as_micros() as u64).unwrap();
+                    ops += 1;
+                }
+                (ops, latency)
+            })
+        })
+        .collect();
+    let mut outcome = Outcome {
+        ops: 0,
+        elapsed: Duration::ZERO,
+        latency: Histogram::new(3).unwrap(),
+    };
+    for task in tasks {
+        let (ops, latency) = task.await.unwrap();
+        outcome.ops += ops;
+        outcome.latency.add(latency).unwrap();
+    }
+    outcome.elapsed = start.elapsed();
+    outcome
+}
+
+fn reserve_request(n: u32, holder: &str) -> ReserveRequest {
+    ReserveRequest::new(
+        EventId::new("bench").unwrap(),
+        HolderId::new(holder).unwrap(),
+    )
+    .seats([SeatId::new(format!("s{}", n % SEATS)).unwrap()])
+}
+
+/// Runs pgbench with `script` for `clients` and returns its tps.
+fn pgbench(script: &str, clients: u32, seconds: u64) -> f64 {
+    let path = std::env::temp_dir().join(format!("ticketing-pgbench-{}.sql", std::process::id()));
+    std::fs::write(&path, script).unwrap();
+    let options: sqlx::postgres::PgConnectOptions = database_url().parse().unwrap();
+    let output = Command::new("pgbench")
+        .env("PGOPTIONS", format!("-c search_path={SCHEMA}"))
+        .args(["-n", "-h", options.get_host()])
+        .args(["-p", &options.get_port().to_string()])
+        .args(["-U", options.get_username()])
+        .args([
+            "-c",
+            &clients.to_string(),
+            "-j",
+            &clients.min(2).to_string(),
+        ])
+        .args(["-T", &seconds.to_string(), "-f"])
+        .arg(&path)
+        .arg(options.get_database().unwrap_or("postgres"))
+        .output()
+        .expect("pgbench on the PATH");
+    let _ = std::fs::remove_file(&path);
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find(|line| line.starts_with("tps = "))
+        .and_then(|line| line.split_whitespace().nth(2))
+        .and_then(|tps| tps.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "pgbench failed: {text}{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
+}
+
+/// (a) The statement the store sends for a single-seat reserve, on random seats.
+const SAME_SQL: &str = r#"\set seat random(0, 49999)
+SELECT ticketing_reserve(NULL, jsonb_build_object('event', 'bench', 'holder', 'pgbench',
+    'client_reservation_id', NULL, 'seats', jsonb_build_array('s' || :seat), 'ga', '[]'::jsonb,
+    'best_available', NULL, 'ttl_seconds', NULL),
+    'rsv_' || md5(random()::text), '\x00'::bytea, 86400000);
+"#;
+
+/// (b) The seeds' single-row conditional UPDATE, toggling so that every call writes.
+const SEED_UPDATE: &str = r#"\set seat random(0, 49999)
+UPDATE bench_seats SET status = CASE status WHEN 'available' THEN 'held' ELSE 'available' END
+WHERE event_id = 'bench' AND seat_id = 's' || :seat;
+"#;
+
+#[tokio::main]
+async fn main() {
+    let seconds: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let duration = Duration::from_secs(seconds);
+    println!(
+        "{seconds} s per case, 50,000-seat event, DATABASE_URL={}",
+        database_url()
+    );
+    for clients in [1u32, 8, 32] {
+        let store = Arc::new(fresh_store(clients.max(8)).await);
+        let reserving = store.clone();
+        let reserves = drive(clients, duration, move |n| {
+            let store = reserving.clone();
+            async move {
+                match store.reserve(reserve_request(n, "bench")).await {
+                    Ok(_) | Err(Error::SeatUnavailable { .. }) => {}
+                    Err(other) => panic!("{other}"),
+                }
+            }
+        })
+        .await;
+        println!("{}", reserves.line(&format!("reserve, {clients} clients")));
+        let committing = store.clone();
+        let commits = drive(clients, duration, move |n| {
+            let store = committing.clone();
+            async move {
+                let held = match store.reserve(reserve_request(n + SEATS / 2, "buyer")).await {
+                    Ok(held) => held,
+                    Err(_) => return,
+                };
+                let key = IdempotencyKey::new(format!("k{n}")).unwrap();
+                let _ = store
+                    .commit(&held.id, CommitRequest::new(held.token.unwrap(), key))
+                    .await;
+            }
+        })
+        .await;
+        println!(
+            "{}",
+            commits.line(&format!("reserve + commit, {clients} clients"))
+        );
+        let store = fresh_store(4).await;
+        for statement in [
+            "CREATE TABLE IF NOT EXISTS bench_seats AS SELECT event_id, seat_id, 'available'::text AS status FROM seats",
+            "CREATE UNIQUE INDEX IF NOT EXISTS bench_seats_key ON bench_seats (event_id, seat_id)",
+        ] {
+            sqlx::query(statement).execute(store.pool()).await.unwrap();
+        }
+        let same = pgbench(SAME_SQL, clients, seconds);
+        let seed = pgbench(SEED_UPDATE, clients, seconds);
+        println!(
+            "pgbench, {clients} clients: (a) same SQL {same:.0} tps, (b) seed UPDATE {seed:.0} tps; store reserve = {:.2} of (a), {:.2} of (b)",
+            reserves.per_second() / same,
+            reserves.per_second() / seed
+        );
+    }
+    for callers in [32u32, 256] {
+        for coalesce in [false, true] {
+            let store = fresh_store(32).await;
+            let store: Arc<dyn InventoryStore> = if coalesce {
+                Arc::new(Coalescing::with_config(
+                    store,
+                    CoalescingConfig::default().max_batch(256),
+                ))
+            } else {
+                Arc::new(store)
+            };
+            let outcome = drive(callers, duration, move |n| {
+                let store = store.clone();
+                async move {
+                    match store.reserve(reserve_request(n, "bench")).await {
+                        Ok(_) | Err(Error::SeatUnavailable { .. }) => {}
+                        Err(other) => panic!("{other}"),
+                    }
+                }
+            })
+            .await;
+            let label = format!(
+                "reserve, {callers} callers, coalescing {}",
+                if coalesce { "on" } else { "off" }
+            );
+            println!("{}", outcome.line(&label));
+        }
+    }
+    fresh_store(1).await.drop_schema().await.unwrap();
+}
