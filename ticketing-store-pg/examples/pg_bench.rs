@@ -213,9 +213,8 @@ async fn main() {
         let commits = drive(clients, duration, move |n| {
             let store = committing.clone();
             async move {
-                let held = match store.reserve(reserve_request(n + SEATS / 2, "buyer")).await {
-                    Ok(held) => held,
-                    Err(_) => return,
+                let Ok(held) = store.reserve(reserve_request(n + SEATS / 2, "buyer")).await else {
+                    return;
                 };
                 let key = IdempotencyKey::new(format!("k{n}")).unwrap();
                 let _ = store
