@@ -6,15 +6,25 @@ CREATE TABLE events (
     -- "C" collation: ids order by bytes, as Rust strings do (event listings page by id).
     id              text    COLLATE "C" PRIMARY KEY,
     name            text    NOT NULL,
-    -- The event as created (seats, pools, sale window, policy), as ticketing_core::Event
-    -- serializes it: `event()` returns it without joins.
-    spec            jsonb   NOT NULL,
+    -- ticketing_core::Policy and the sale window as serde writes them. This row is locked and
+    -- updated by every change of the event (next_seq), so it holds nothing large: the
+    -- layout is in event_layouts.
+    policy          jsonb   NOT NULL,
+    sale_window     jsonb,
+    seat_count      integer NOT NULL,
+    pool_count      integer NOT NULL,
     sale_opens_at   bigint,
     sale_closes_at  bigint,
     created_at      bigint  NOT NULL,
     -- The sequence number the next change will get; bumped in the same transaction as the
     -- change row, so the log has no gaps.
     next_seq        bigint  NOT NULL DEFAULT 1
+);
+
+-- The event as created (ticketing_core::EventSpec as serde writes it): `event()` reads it.
+CREATE TABLE event_layouts (
+    event_id        text    COLLATE "C" PRIMARY KEY REFERENCES events (id),
+    spec            jsonb   NOT NULL
 );
 
 -- One row per seat. `status`: 0 available, 1 held, 2 sold, 3 blocked. A held seat names its

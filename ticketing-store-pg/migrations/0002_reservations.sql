@@ -132,7 +132,7 @@ CREATE FUNCTION ticketing_reserve_fresh(p_now bigint, p_req jsonb, p_id text, p_
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_policy jsonb := ev.spec->'policy';
+    v_policy jsonb := ev.policy;
     v_ttl bigint := COALESCE((p_req->>'ttl_seconds')::bigint, (v_policy->>'reservation_ttl_seconds')::bigint);
     v_holder text := p_req->>'holder';
     v_seat_ids text[] := ARRAY(SELECT jsonb_array_elements_text(p_req->'seats'));

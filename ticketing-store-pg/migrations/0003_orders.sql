@@ -89,7 +89,7 @@ CREATE FUNCTION ticketing_commit_fresh(p_now bigint, r reservations, p_req jsonb
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_policy jsonb := (SELECT spec->'policy' FROM events WHERE id = r.event_id);
+    v_policy jsonb := (SELECT policy FROM events WHERE id = r.event_id);
     v_seats jsonb := p_req->'seats';
     v_ga jsonb := p_req->'ga';
     v_chosen_idx integer[];
@@ -287,7 +287,7 @@ BEGIN
     IF r.status = 3 OR r.expires_at <= v_now THEN
         RETURN ticketing_error('reservation_expired', jsonb_build_object('expired_at', r.expires_at));
     END IF;
-    SELECT (spec->'policy'->>'reservation_ttl_seconds_max')::bigint INTO v_max FROM events WHERE id = r.event_id;
+    SELECT (policy->>'reservation_ttl_seconds_max')::bigint INTO v_max FROM events WHERE id = r.event_id;
     IF v_now + p_ttl * 1000 > r.created_at + v_max * 1000 THEN
         RETURN ticketing_error('invalid_request', jsonb_build_object('field', 'ttl_seconds',
             'reason', 'past the longest hold the event allows'));

@@ -31,7 +31,7 @@ BEGIN
         RETURN ticketing_error('not_found', jsonb_build_object('entity', 'order', 'id', p_order));
     END IF;
     PERFORM 1 FROM events WHERE id = o.event_id FOR UPDATE;
-    SELECT spec->'policy'->>'refund_to' INTO v_to FROM events WHERE id = o.event_id;
+    SELECT policy->>'refund_to' INTO v_to FROM events WHERE id = o.event_id;
     IF p_tickets IS NOT NULL THEN
         SELECT w.id INTO v_missing FROM unnest(p_tickets) WITH ORDINALITY AS w (id, ord)
         WHERE NOT EXISTS (SELECT 1 FROM tickets t WHERE t.order_id = o.id AND t.id = w.id)
@@ -99,7 +99,7 @@ BEGIN
         RETURN ticketing_error('conflict', jsonb_build_object('reason',
             CASE t.status WHEN 1 THEN 'ticket_checked_in' ELSE 'ticket_refunded' END));
     END IF;
-    SELECT (spec->'policy'->>'holder_seats_max')::integer INTO v_max FROM events WHERE id = t.event_id;
+    SELECT (policy->>'holder_seats_max')::integer INTO v_max FROM events WHERE id = t.event_id;
     IF v_max IS NOT NULL AND ticketing_held_items(t.event_id, p_to, v_now)
                              + ticketing_owned_items(t.event_id, p_to) + 1 > v_max THEN
         RETURN ticketing_error('limit_exceeded', jsonb_build_object('limit', 'seats', 'max', v_max));

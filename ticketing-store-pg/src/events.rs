@@ -50,10 +50,15 @@ impl PgStore {
             .collect();
         let statement = format!(
             "WITH event AS (
-                INSERT INTO events (id, name, spec, sale_opens_at, sale_closes_at, created_at, next_seq)
-                VALUES ($1, $2, $3, $4, $5, COALESCE($6, {NOW_MS}), 2)
+                INSERT INTO events (id, name, policy, sale_window, seat_count, pool_count,
+                                    sale_opens_at, sale_closes_at, created_at, next_seq)
+                VALUES ($1, $2, $3->'policy', NULLIF($3->'sale_window', 'null'),
+                        cardinality($7::text[]), cardinality($12::text[]),
+                        $4, $5, COALESCE($6, {NOW_MS}), 2)
                 ON CONFLICT (id) DO NOTHING
                 RETURNING id, created_at
+            ), layout AS (
+                INSERT INTO event_layouts (event_id, spec) SELECT event.id, $3 FROM event
             ), seat_rows AS (
                 INSERT INTO seats (event_id, idx, seat_id, section, row_name, number, category)
                 SELECT event.id, layout.ordinality - 1, layout.seat_id, layout.section,
@@ -102,7 +107,10 @@ impl PgStore {
     ///
     /// Errors: `not_found`, `backend`.
     pub async fn event(&self, event: &EventId) -> Result<Event> {
-        let row = sqlx::query("SELECT spec, created_at FROM events WHERE id = $1")
+        let row = sqlx::query(
+            "SELECT l.spec, e.created_at FROM events e JOIN event_layouts l ON l.event_id = e.id
+             WHERE e.id = $1",
+        )
             .bind(event.as_str())
             .fetch_optional(self.pool())
             .await
@@ -116,8 +124,9 @@ impl PgStore {
     /// Errors: `invalid_request` (limit), `backend`.
     pub async fn events(&self, page: Page) -> Result<Vec<EventSummary>> {
         validate::check_page(&page)?;
+        // From the events' own columns: a listing never reads the (large) layouts.
         let rows = sqlx::query(
-            "SELECT spec, created_at FROM events
+            "SELECT id, name, sale_window, seat_count, pool_count, created_at FROM events
              WHERE $1::text IS NULL OR id > $1 ORDER BY id LIMIT $2",
         )
         .bind(page.after.as_ref().map(EventId::as_str))
@@ -125,10 +134,30 @@ impl PgStore {
         .fetch_all(self.pool())
         .await
         .map_err(backend("events"))?;
-        rows.iter()
-            .map(|row| event_from_row(row, "events").map(|event| event.summary()))
-            .collect()
+        rows.iter().map(summary_from_row).collect()
     }
+}
+
+fn summary_from_row(row: &sqlx::postgres::PgRow) -> Result<EventSummary> {
+    let get = |column: &str| -> Result<i64> {
+        row.try_get::<i32, _>(column)
+            .map(i64::from)
+            .or_else(|_| row.try_get::<i64, _>(column))
+            .map_err(backend("events"))
+    };
+    let id: String = row.try_get("id").map_err(backend("events"))?;
+    let window: Option<serde_json::Value> = row.try_get("sale_window").map_err(backend("events"))?;
+    Ok(EventSummary {
+        id: EventId::new(&id)?,
+        name: row.try_get("name").map_err(backend("events"))?,
+        seats: u32::try_from(get("seat_count")?).unwrap_or(u32::MAX),
+        pools: u32::try_from(get("pool_count")?).unwrap_or(u32::MAX),
+        sale_window: window
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|error| Error::backend("postgres", error))?,
+        created_at: from_db(get("created_at")?),
+    })
 }
 
 fn event_from_row(row: &sqlx::postgres::PgRow, operation: &'static str) -> Result<Event> {
