@@ -270,5 +270,8 @@ async fn main() {
             println!("{}", outcome.line(&label));
         }
     }
-    fresh_store(1).await.drop_schema().await.unwrap();
+    // TICKETING_BENCH_KEEP=1 leaves the last schema for a look with psql.
+    if std::env::var_os("TICKETING_BENCH_KEEP").is_none() {
+        fresh_store(1).await.drop_schema().await.unwrap();
+    }
 }

@@ -27,10 +27,14 @@ CREATE TABLE event_layouts (
     spec            jsonb   NOT NULL
 );
 
+-- Every event_id column is COLLATE "C" like events.id: a comparison with a "C" value is made
+-- in "C", and an index on a column of another collation cannot serve it (every lookup by
+-- event would scan the whole table, all events included).
+
 -- One row per seat. `status`: 0 available, 1 held, 2 sold, 3 blocked. A held seat names its
 -- reservation and when the hold lapses, so lazy expiry needs no join.
 CREATE TABLE seats (
-    event_id        text    NOT NULL REFERENCES events (id),
+    event_id        text    COLLATE "C" NOT NULL REFERENCES events (id),
     idx             integer NOT NULL,
     seat_id         text    NOT NULL,
     section         text    NOT NULL,
@@ -47,7 +51,7 @@ CREATE TABLE seats (
 
 -- GA pools: counters only. `held` counts live and lapsed-but-not-finalized holds.
 CREATE TABLE pools (
-    event_id        text    NOT NULL REFERENCES events (id),
+    event_id        text    COLLATE "C" NOT NULL REFERENCES events (id),
     idx             integer NOT NULL,
     pool_id         text    NOT NULL,
     capacity        integer NOT NULL CHECK (capacity >= 0),
@@ -61,7 +65,7 @@ CREATE TABLE pools (
 
 -- The per-event change log: a transactional outbox integrators can tail.
 CREATE TABLE changes (
-    event_id        text    NOT NULL REFERENCES events (id),
+    event_id        text    COLLATE "C" NOT NULL REFERENCES events (id),
     seq             bigint  NOT NULL,
     at              bigint  NOT NULL,
     -- ticketing_core::ChangeKind as serde serializes it (tagged by "type").

@@ -293,7 +293,8 @@ BEGIN
             'reason', 'past the longest hold the event allows'));
     END IF;
     UPDATE reservations SET expires_at = v_now + p_ttl * 1000 WHERE id = r.id RETURNING * INTO r;
-    UPDATE seats SET hold_expires_at = r.expires_at WHERE event_id = r.event_id AND reservation_id = r.id;
+    UPDATE seats SET hold_expires_at = r.expires_at
+    WHERE event_id = r.event_id AND idx = ANY (r.seat_idx) AND reservation_id = r.id;
     PERFORM ticketing_log(r.event_id, v_now, jsonb_build_object(
         'type', 'extended', 'reservation', r.id, 'expires_at', r.expires_at));
     RETURN jsonb_build_object('ok', ticketing_reservation_json(r, v_now));
