@@ -157,10 +157,13 @@ BEGIN
         RETURN ticketing_error('invalid_request', jsonb_build_object('field', 'ttl_seconds',
             'reason', format('this event allows at most %s seconds', v_policy->>'reservation_ttl_seconds_max')));
     END IF;
-    -- Unknown seats, then pools, first in request order.
-    SELECT w.id INTO v_missing FROM unnest(v_seat_ids) WITH ORDINALITY AS w (id, ord)
-    WHERE NOT EXISTS (SELECT 1 FROM seats s WHERE s.event_id = ev.id AND s.seat_id = w.id)
-    ORDER BY w.ord LIMIT 1;
+    -- Unknown seats, then pools, first in request order. Every seat lookup below is a scalar
+    -- subquery on a whole unique key, one index probe per seat: as a join, the planner may
+    -- read every seat of the event instead (it does while the table has no statistics).
+    v_seat_idx := ARRAY(SELECT (SELECT s.idx FROM seats s WHERE s.event_id = ev.id AND s.seat_id = w.id)
+                        FROM unnest(v_seat_ids) WITH ORDINALITY AS w (id, ord) ORDER BY w.ord);
+    SELECT v_seat_ids[w.ord] INTO v_missing FROM unnest(v_seat_idx) WITH ORDINALITY AS w (idx, ord)
+    WHERE w.idx IS NULL ORDER BY w.ord LIMIT 1;
     IF v_missing IS NOT NULL THEN
         RETURN ticketing_error('not_found', jsonb_build_object('entity', 'seat', 'id', v_missing));
     END IF;
@@ -198,11 +201,9 @@ BEGIN
                 'max', (v_policy->>'holder_seats_max')::integer));
         END IF;
     END IF;
-    v_seat_idx := ARRAY(SELECT s.idx FROM unnest(v_seat_ids) WITH ORDINALITY AS w (id, ord)
-                        JOIN seats s ON s.event_id = ev.id AND s.seat_id = w.id ORDER BY w.ord);
-    v_taken := ARRAY(SELECT s.seat_id FROM unnest(v_seat_idx) WITH ORDINALITY AS w (idx, ord)
-                     JOIN seats s ON s.event_id = ev.id AND s.idx = w.idx
-                     WHERE s.status <> 0 ORDER BY w.ord);
+    v_taken := ARRAY(SELECT w.id FROM unnest(v_seat_ids, v_seat_idx) WITH ORDINALITY AS w (id, idx, ord)
+                     WHERE (SELECT s.status FROM seats s WHERE s.event_id = ev.id AND s.idx = w.idx) <> 0
+                     ORDER BY w.ord);
     IF cardinality(v_taken) > 0 THEN
         RETURN ticketing_error('seat_unavailable', jsonb_build_object('seats', to_jsonb(v_taken)));
     END IF;
@@ -262,8 +263,9 @@ BEGIN
             RETURN ticketing_error('sold_out', jsonb_build_object('pool', NULL, 'remaining', v_candidates));
         END IF;
         v_seat_idx := v_seat_idx || v_picks;
-        v_seat_ids := v_seat_ids || ARRAY(SELECT s.seat_id FROM unnest(v_picks) WITH ORDINALITY AS w (idx, ord)
-                                          JOIN seats s ON s.event_id = ev.id AND s.idx = w.idx ORDER BY w.ord);
+        v_seat_ids := v_seat_ids || ARRAY(
+            SELECT (SELECT s.seat_id FROM seats s WHERE s.event_id = ev.id AND s.idx = w.idx)
+            FROM unnest(v_picks) WITH ORDINALITY AS w (idx, ord) ORDER BY w.ord);
     END IF;
     INSERT INTO reservations (id, event_id, holder, status, seat_ids, seat_idx, pool_ids, pool_idx,
                               pool_qty, created_at, expires_at, token_hash, client_reservation_id)

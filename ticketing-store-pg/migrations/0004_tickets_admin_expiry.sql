@@ -148,37 +148,41 @@ DECLARE
     v_missing text;
     v_taken text[];
     v_changed text[];
+    v_idx integer[];
+    v_changed_idx integer[];
 BEGIN
     PERFORM 1 FROM events WHERE id = p_event FOR UPDATE;
     IF NOT FOUND THEN
         RETURN ticketing_error('not_found', jsonb_build_object('entity', 'event', 'id', p_event));
     END IF;
-    SELECT w.id INTO v_missing FROM unnest(p_seats) WITH ORDINALITY AS w (id, ord)
-    WHERE NOT EXISTS (SELECT 1 FROM seats s WHERE s.event_id = p_event AND s.seat_id = w.id)
-    ORDER BY w.ord LIMIT 1;
+    -- One probe of the unique (event_id, seat_id) key per seat (see ticketing_reserve_fresh).
+    v_idx := ARRAY(SELECT (SELECT s.idx FROM seats s WHERE s.event_id = p_event AND s.seat_id = w.id)
+                   FROM unnest(p_seats) WITH ORDINALITY AS w (id, ord) ORDER BY w.ord);
+    SELECT p_seats[w.ord] INTO v_missing FROM unnest(v_idx) WITH ORDINALITY AS w (idx, ord)
+    WHERE w.idx IS NULL ORDER BY w.ord LIMIT 1;
     IF v_missing IS NOT NULL THEN
         RETURN ticketing_error('not_found', jsonb_build_object('entity', 'seat', 'id', v_missing));
     END IF;
     IF p_blocked THEN
         PERFORM ticketing_finalize_lapsed(p_event, v_now);
-        v_taken := ARRAY(SELECT s.seat_id FROM unnest(p_seats) WITH ORDINALITY AS w (id, ord)
-                         JOIN seats s ON s.event_id = p_event AND s.seat_id = w.id
-                         WHERE s.status IN (1, 2) ORDER BY w.ord);
+        v_taken := ARRAY(SELECT w.id FROM unnest(p_seats, v_idx) WITH ORDINALITY AS w (id, idx, ord)
+                         WHERE (SELECT s.status FROM seats s WHERE s.event_id = p_event AND s.idx = w.idx) IN (1, 2)
+                         ORDER BY w.ord);
         IF cardinality(v_taken) > 0 THEN
             RETURN ticketing_error('seat_unavailable', jsonb_build_object('seats', to_jsonb(v_taken)));
         END IF;
-        v_changed := ARRAY(SELECT s.seat_id FROM unnest(p_seats) WITH ORDINALITY AS w (id, ord)
-                           JOIN seats s ON s.event_id = p_event AND s.seat_id = w.id
-                           WHERE s.status = 0 ORDER BY w.ord);
-        UPDATE seats SET status = 3 WHERE event_id = p_event AND seat_id = ANY (v_changed);
+        SELECT array_agg(w.id ORDER BY w.ord), array_agg(w.idx ORDER BY w.ord) INTO v_changed, v_changed_idx
+        FROM unnest(p_seats, v_idx) WITH ORDINALITY AS w (id, idx, ord)
+        WHERE (SELECT s.status FROM seats s WHERE s.event_id = p_event AND s.idx = w.idx) = 0;
+        UPDATE seats SET status = 3 WHERE event_id = p_event AND idx = ANY (v_changed_idx);
         IF cardinality(v_changed) > 0 THEN
             PERFORM ticketing_log(p_event, v_now, jsonb_build_object('type', 'seats_blocked', 'seats', to_jsonb(v_changed)));
         END IF;
     ELSE
-        v_changed := ARRAY(SELECT s.seat_id FROM unnest(p_seats) WITH ORDINALITY AS w (id, ord)
-                           JOIN seats s ON s.event_id = p_event AND s.seat_id = w.id
-                           WHERE s.status = 3 ORDER BY w.ord);
-        UPDATE seats SET status = 0 WHERE event_id = p_event AND seat_id = ANY (v_changed);
+        SELECT array_agg(w.id ORDER BY w.ord), array_agg(w.idx ORDER BY w.ord) INTO v_changed, v_changed_idx
+        FROM unnest(p_seats, v_idx) WITH ORDINALITY AS w (id, idx, ord)
+        WHERE (SELECT s.status FROM seats s WHERE s.event_id = p_event AND s.idx = w.idx) = 3;
+        UPDATE seats SET status = 0 WHERE event_id = p_event AND idx = ANY (v_changed_idx);
         IF cardinality(v_changed) > 0 THEN
             PERFORM ticketing_log(p_event, v_now, jsonb_build_object('type', 'seats_unblocked', 'seats', to_jsonb(v_changed)));
         END IF;

@@ -12,7 +12,14 @@
 //! times; `statement_cache(false)` suits PgBouncer's transaction mode; the kit also passes
 //! through [`ticketing_core::Coalescing`] (group commit). `tests/durability.rs` kills a
 //! private server with SIGKILL mid-run and finds every acknowledged commit after restart.
-//! Not yet: GA pools striped over counter rows, and the benchmarks.
+//! `examples/pg_bench.rs` measures it against pgbench (BENCHMARKS.md).
+//!
+//! **Why GA pools are not striped.** Striping a pool's counter over several rows removes a
+//! queue on one row. Here every change of an event also takes the event's row — the change
+//! log's gap-free sequence needs one writer per event at a time — so a striped pool would
+//! remove a queue behind which an identical one stands. The lever for a hot event is
+//! batching: `reserve_batch` and [`ticketing_core::Coalescing`] put many reservations under
+//! one lock, one round trip and one WAL flush.
 //!
 //! ## Design (what is built and what comes next)
 //!
