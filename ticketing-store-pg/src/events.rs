@@ -111,11 +111,11 @@ impl PgStore {
             "SELECT l.spec, e.created_at FROM events e JOIN event_layouts l ON l.event_id = e.id
              WHERE e.id = $1",
         )
-            .bind(event.as_str())
-            .fetch_optional(self.pool())
-            .await
-            .map_err(backend("event"))?
-            .ok_or_else(|| Error::not_found(Entity::Event, event))?;
+        .bind(event.as_str())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(backend("event"))?
+        .ok_or_else(|| Error::not_found(Entity::Event, event))?;
         event_from_row(&row, "event")
     }
 
@@ -146,7 +146,8 @@ fn summary_from_row(row: &sqlx::postgres::PgRow) -> Result<EventSummary> {
             .map_err(backend("events"))
     };
     let id: String = row.try_get("id").map_err(backend("events"))?;
-    let window: Option<serde_json::Value> = row.try_get("sale_window").map_err(backend("events"))?;
+    let window: Option<serde_json::Value> =
+        row.try_get("sale_window").map_err(backend("events"))?;
     Ok(EventSummary {
         id: EventId::new(&id)?,
         name: row.try_get("name").map_err(backend("events"))?,

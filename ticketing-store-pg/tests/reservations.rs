@@ -380,3 +380,53 @@ async fn concurrent_batches_over_two_events_never_double_book() {
     }
     store.drop_schema().await.unwrap();
 }
+
+#[tokio::test]
+async fn hostile_input_is_refused_or_stored_verbatim() {
+    let clock = ManualClock::default();
+    let store = fresh_store(&clock).await;
+    // Free text goes to SQL as parameters only: quotes, backslashes, NUL-free unicode and
+    // SQL fragments in sections and categories come back exactly.
+    let mut event = spec("e", "hostile");
+    for seat in &mut event.seats {
+        seat.section = "Sec'); DROP TABLE seats; --".into();
+        seat.category = "\\x00 \u{202e}ünïcødé \"quoted\" 🎟".into();
+    }
+    let created = store.create_event(event).await.unwrap();
+    assert_eq!(store.event(&created.id).await.unwrap(), created);
+    let best = BestAvailable {
+        count: 2,
+        adjacent: true,
+        section: Some("Sec'); DROP TABLE seats; --".into()),
+        category: Some("\\x00 \u{202e}ünïcødé \"quoted\" 🎟".into()),
+    };
+    let picked = store
+        .reserve(request("a").best_available(best))
+        .await
+        .unwrap();
+    assert_eq!(picked.seats, vec![seat("A-1"), seat("A-2")]);
+    // Ids with quotes or too long never become ids.
+    assert!(SeatId::new("A'1").is_err());
+    assert!(SeatId::new("x".repeat(65)).is_err());
+    // Huge lists are refused before anything reaches the server.
+    let many: Vec<SeatId> = (0..65).map(|n| seat(&format!("Z-{n}"))).collect();
+    assert_eq!(
+        store
+            .reserve(request("a").seats(many))
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid_request"
+    );
+    let too_many_to_block: Vec<SeatId> = (0..10_001).map(|n| seat(&format!("Z-{n}"))).collect();
+    assert_eq!(
+        store
+            .block(&created.id, &too_many_to_block, true)
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid_request"
+    );
+    check(&store).await;
+    store.drop_schema().await.unwrap();
+}
