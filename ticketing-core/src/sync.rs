@@ -49,7 +49,7 @@ mod imp {
 
     /// A 64-bit word with the atomic API, modelled as a loom mutex: loom 0.7's atomic
     /// history check trips on its own internal assertion ("TODO: this sometimes fails")
-    /// for words stored as often as our expiry and free-seat hints. Every operation here is
+    /// for words stored as often as our expiry hint and free-seat bitmap. Every operation here is
     /// sequentially consistent, so loom still explores every interleaving of them.
     #[derive(Debug)]
     pub(crate) struct AtomicU64(loom::sync::Mutex<u64>);
@@ -75,30 +75,6 @@ mod imp {
             let previous = *word;
             *word = previous.wrapping_add(value);
             previous
-        }
-        pub(crate) fn compare_exchange(
-            &self,
-            current: u64,
-            new: u64,
-            _: Ordering,
-            _: Ordering,
-        ) -> Result<u64, u64> {
-            let mut word = self.word();
-            if *word == current {
-                *word = new;
-                Ok(current)
-            } else {
-                Err(*word)
-            }
-        }
-        pub(crate) fn compare_exchange_weak(
-            &self,
-            current: u64,
-            new: u64,
-            success: Ordering,
-            failure: Ordering,
-        ) -> Result<u64, u64> {
-            self.compare_exchange(current, new, success, failure)
         }
     }
 
