@@ -57,7 +57,11 @@ async fn fresh_store(max_connections: u32) -> PgStore {
                     position: Default::default(),
                 })
                 .collect(),
-            pools: vec![],
+            pools: vec![ticketing_core::PoolSpec {
+                id: ticketing_core::PoolId::new("ga").unwrap(),
+                name: "GA".into(),
+                capacity: 200_000,
+            }],
             sale_window: None,
             policy: Policy::default(),
         })
@@ -242,6 +246,54 @@ async fn main() {
             reserves.per_second() / seed
         );
     }
+    // The same 8-client reserve, on an event that already has 100,000 live reservations
+    // (seeded by SQL, each holding one GA unit until far in the future): nothing may scan them.
+    let mut rates = Vec::new();
+    for live in [0u32, 100_000] {
+        let store = Arc::new(fresh_store(8).await);
+        if live > 0 {
+            sqlx::query(
+                "INSERT INTO reservations (id, event_id, holder, status, seat_ids, seat_idx, pool_ids,
+                     pool_idx, pool_qty, created_at, expires_at, token_hash)
+                 SELECT 'rsv_live_' || n, 'bench', 'live' || (n % 5000), 0, '{}', '{}', '{ga}', '{0}',
+                        '{1}', 0, 9000000000000, sha256('\\x00'::bytea)
+                 FROM generate_series(1, $1) AS n",
+            )
+            .bind(i64::from(live))
+            .execute(store.pool())
+            .await
+            .unwrap();
+            sqlx::query("UPDATE pools SET held = held + $1 WHERE event_id = 'bench'")
+                .bind(i64::from(live) as i32)
+                .execute(store.pool())
+                .await
+                .unwrap();
+            sqlx::query("ANALYZE reservations")
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
+        let reserving = store.clone();
+        let outcome = drive(8, duration, move |n| {
+            let store = reserving.clone();
+            async move {
+                match store.reserve(reserve_request(n, "bench")).await {
+                    Ok(_) | Err(Error::SeatUnavailable { .. }) => {}
+                    Err(other) => panic!("{other}"),
+                }
+            }
+        })
+        .await;
+        println!(
+            "{}",
+            outcome.line(&format!("reserve, 8 clients, {live} live reservations"))
+        );
+        rates.push(outcome.per_second());
+    }
+    println!(
+        "with 100,000 live reservations: {:.2} of the empty event's rate",
+        rates[1] / rates[0]
+    );
     for callers in [32u32, 256] {
         for coalesce in [false, true] {
             let store = fresh_store(32).await;

@@ -183,13 +183,23 @@ fn event_spec() -> EventSpec {
 }
 
 async fn connect(url: &str) -> PgStore {
-    let config = PgStoreConfig::new(url)
-        .schema("durable")
-        .unwrap()
-        .acquire_timeout(Duration::from_secs(2));
-    PgStore::connect(config)
-        .await
-        .expect("connect to the private server")
+    // After a crash the server accepts TCP at once but refuses sessions ("the database system
+    // is starting up") until recovery has replayed the WAL, which takes longer on a busy
+    // machine: retry until it is ready.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let config = PgStoreConfig::new(url)
+            .schema("durable")
+            .unwrap()
+            .acquire_timeout(Duration::from_secs(2));
+        match PgStore::connect(config).await {
+            Ok(store) => return store,
+            Err(error) if Instant::now() >= deadline => {
+                panic!("connect to the private server: {error:?}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
