@@ -16,7 +16,7 @@ CREATE FUNCTION ticketing_refund(p_now bigint, p_order text, p_tickets text[])
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_now bigint := ticketing_now(p_now);
+    v_now bigint;
     o orders;
     v_to text;
     v_missing text;
@@ -31,6 +31,9 @@ BEGIN
         RETURN ticketing_error('not_found', jsonb_build_object('entity', 'order', 'id', p_order));
     END IF;
     PERFORM 1 FROM events WHERE id = o.event_id FOR UPDATE;
+    -- The server's time is read once the event is locked, so it never runs behind a change
+    -- already made by the transaction we waited for.
+    v_now := ticketing_now(p_now);
     SELECT policy->>'refund_to' INTO v_to FROM events WHERE id = o.event_id;
     IF p_tickets IS NOT NULL THEN
         SELECT w.id INTO v_missing FROM unnest(p_tickets) WITH ORDINALITY AS w (id, ord)
@@ -55,7 +58,8 @@ BEGIN
                         AND (p_tickets IS NULL OR id = ANY (p_tickets))
                       ORDER BY position FOR UPDATE);
     UPDATE tickets SET status = 2 WHERE id = ANY (v_chosen);
-    v_seats := ARRAY(SELECT item_id FROM tickets WHERE id = ANY (v_chosen) AND item_kind = 's' ORDER BY position);
+    -- Seats in layout order, as the in-memory store logs them.
+    v_seats := ARRAY(SELECT item_id FROM tickets WHERE id = ANY (v_chosen) AND item_kind = 's' ORDER BY item_idx);
     UPDATE seats s SET status = CASE WHEN v_to = 'blocked' THEN 3 ELSE 0 END
     FROM tickets t
     WHERE t.id = ANY (v_chosen) AND t.item_kind = 's' AND s.event_id = o.event_id AND s.idx = t.item_idx;
@@ -81,7 +85,7 @@ CREATE FUNCTION ticketing_transfer(p_now bigint, p_ticket text, p_to text)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_now bigint := ticketing_now(p_now);
+    v_now bigint;
     t tickets;
     v_max integer;
 BEGIN
@@ -90,6 +94,9 @@ BEGIN
         RETURN ticketing_error('not_found', jsonb_build_object('entity', 'ticket', 'id', p_ticket));
     END IF;
     PERFORM 1 FROM events WHERE id = t.event_id FOR UPDATE;
+    -- The server's time is read once the event is locked, so it never runs behind a change
+    -- already made by the transaction we waited for.
+    v_now := ticketing_now(p_now);
     SELECT * INTO t FROM tickets WHERE id = p_ticket FOR UPDATE;
     IF t.holder = p_to THEN
         RETURN ticketing_error('invalid_request', jsonb_build_object('field', 'to',
@@ -117,7 +124,7 @@ CREATE FUNCTION ticketing_check_in(p_now bigint, p_code text)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_now bigint := ticketing_now(p_now);
+    v_now bigint;
     t tickets;
 BEGIN
     SELECT * INTO t FROM tickets WHERE code = p_code;
@@ -125,6 +132,9 @@ BEGIN
         RETURN ticketing_error('not_found', jsonb_build_object('entity', 'ticket', 'id', p_code));
     END IF;
     PERFORM 1 FROM events WHERE id = t.event_id FOR UPDATE;
+    -- The server's time is read once the event is locked, so it never runs behind a change
+    -- already made by the transaction we waited for.
+    v_now := ticketing_now(p_now);
     SELECT * INTO t FROM tickets WHERE id = t.id FOR UPDATE;
     IF t.code <> p_code THEN
         -- Transferred while we waited: the old code no longer admits.
@@ -144,7 +154,7 @@ CREATE FUNCTION ticketing_block(p_now bigint, p_event text, p_seats text[], p_bl
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_now bigint := ticketing_now(p_now);
+    v_now bigint;
     v_missing text;
     v_taken text[];
     v_changed text[];
@@ -155,6 +165,9 @@ BEGIN
     IF NOT FOUND THEN
         RETURN ticketing_error('not_found', jsonb_build_object('entity', 'event', 'id', p_event));
     END IF;
+    -- The server's time is read once the event is locked, so it never runs behind a change
+    -- already made by the transaction we waited for.
+    v_now := ticketing_now(p_now);
     -- One probe of the unique (event_id, seat_id) key per seat (see ticketing_reserve_fresh).
     v_idx := ARRAY(SELECT (SELECT s.idx FROM seats s WHERE s.event_id = p_event AND s.seat_id = w.id)
                    FROM unnest(p_seats) WITH ORDINALITY AS w (id, ord) ORDER BY w.ord);
@@ -196,7 +209,7 @@ CREATE FUNCTION ticketing_set_pool(p_now bigint, p_event text, p_pool text, p_va
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_now bigint := ticketing_now(p_now);
+    v_now bigint;
     p pools;
     v_used integer;
 BEGIN
@@ -204,6 +217,9 @@ BEGIN
     IF NOT FOUND THEN
         RETURN ticketing_error('not_found', jsonb_build_object('entity', 'event', 'id', p_event));
     END IF;
+    -- The server's time is read once the event is locked, so it never runs behind a change
+    -- already made by the transaction we waited for.
+    v_now := ticketing_now(p_now);
     IF NOT EXISTS (SELECT 1 FROM pools WHERE event_id = p_event AND pool_id = p_pool) THEN
         RETURN ticketing_error('not_found', jsonb_build_object('entity', 'pool', 'id', p_pool));
     END IF;
@@ -235,15 +251,20 @@ DECLARE
     v_now bigint := ticketing_now(p_now);
     v_count integer := 0;
     v_event text;
+    v_take integer;
 BEGIN
-    FOR v_event IN
-        SELECT event_id FROM reservations WHERE status = 0 AND expires_at <= v_now
+    -- The `p_limit` earliest lapses of all events; each event's share of them is its own
+    -- earliest lapses, which ticketing_finalize_lapsed takes in the same order.
+    FOR v_event, v_take IN
+        SELECT event_id, count(*)::integer FROM (
+            SELECT event_id, expires_at FROM reservations
+            WHERE status = 0 AND expires_at <= v_now
+            ORDER BY expires_at, id LIMIT p_limit) due
         GROUP BY event_id ORDER BY min(expires_at)
     LOOP
-        EXIT WHEN v_count >= p_limit;
         PERFORM 1 FROM events WHERE id = v_event FOR UPDATE SKIP LOCKED;
         IF FOUND THEN
-            v_count := v_count + ticketing_finalize_lapsed(v_event, v_now, p_limit - v_count);
+            v_count := v_count + ticketing_finalize_lapsed(v_event, v_now, v_take);
         END IF;
     END LOOP;
     DELETE FROM reserve_records WHERE made_at <= v_now - p_retention_ms;

@@ -64,6 +64,9 @@ mod store;
 mod tickets;
 mod wire;
 
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -14,6 +14,7 @@ use ticketing_core::{
     Policy, ReserveRequest, Seat, SeatId,
 };
 use ticketing_store_pg::PgStore;
+use ticketing_store_pg::testkit::connect_for_test;
 
 mod common;
 
@@ -43,17 +44,6 @@ fn layout(id: &str, rows: u32, per_row: u32) -> EventSpec {
         pools: vec![],
         sale_window: None,
         policy: Policy::default(),
-    }
-}
-
-async fn connect(config: ticketing_store_pg::PgStoreConfig) -> PgStore {
-    match PgStore::connect(config).await {
-        Ok(store) => store,
-        Err(error) => panic!(
-            "PostgreSQL at {} is unreachable or refused the migration: {error}. \
-             Start it (scripts/test does) or set DATABASE_URL.",
-            common::database_url()
-        ),
     }
 }
 
@@ -87,7 +77,7 @@ async fn adjacent_best_available_stays_linear_on_a_fragmented_layout() {
     let config = common::fresh_config()
         .clock(Arc::new(clock.clone()))
         .statement_timeout(Duration::from_secs(3));
-    let store = connect(config).await;
+    let store = connect_for_test(config).await;
     let event = store
         .create_event(layout("big", 100, 200))
         .await
@@ -180,7 +170,7 @@ async fn seat_operations_find_their_seats_by_key() {
     let config = common::fresh_config()
         .clock(Arc::new(clock.clone()))
         .max_connections(1);
-    let store = connect(config).await;
+    let store = connect_for_test(config).await;
     let event = store.create_event(layout("e", 20, 100)).await.unwrap().id;
     let before = seat_rows_read(&store).await;
     let request = |who: &str, seats: &[&str]| {

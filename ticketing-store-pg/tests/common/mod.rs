@@ -7,25 +7,16 @@ use ticketing_core::{EventId, EventSpec, ManualClock, Policy, PoolId, PoolSpec, 
 use ticketing_store_pg::{PgStore, PgStoreConfig};
 
 pub(crate) fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    ticketing_store_pg::testkit::database_url()
 }
 
 pub(crate) fn fresh_config() -> PgStoreConfig {
-    let schema = format!("t_{:016x}", rand::random::<u64>());
-    PgStoreConfig::new(database_url()).schema(schema).unwrap()
+    ticketing_store_pg::testkit::fresh_config()
 }
 
 pub(crate) async fn fresh_store(clock: &ManualClock) -> PgStore {
     let config = fresh_config().clock(Arc::new(clock.clone()));
-    match PgStore::connect(config).await {
-        Ok(store) => store,
-        Err(error) => panic!(
-            "PostgreSQL at {} is unreachable or refused the migration: {error}. \
-             Start it (scripts/test does) or set DATABASE_URL.",
-            database_url()
-        ),
-    }
+    ticketing_store_pg::testkit::connect_for_test(config).await
 }
 
 pub(crate) fn spec(id: &str, name: &str) -> EventSpec {
