@@ -273,6 +273,28 @@ BEGIN
 END
 $$;
 
+-- Deletes each event's changes older than its last p_keep (the store's change retention;
+-- NULL keeps everything); returns how many. Writers only append at next_seq, so this waits
+-- for nobody; a reader behind the cut gets changes_pruned and re-reads the snapshot.
+CREATE FUNCTION ticketing_prune_changes(p_keep bigint) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    e record;
+    v_deleted bigint := 0;
+    v_rows bigint;
+BEGIN
+    IF p_keep IS NULL THEN
+        RETURN 0;
+    END IF;
+    FOR e IN SELECT id, next_seq FROM events LOOP
+        DELETE FROM changes WHERE event_id = e.id AND seq < e.next_seq - p_keep;
+        GET DIAGNOSTICS v_rows = ROW_COUNT;
+        v_deleted := v_deleted + v_rows;
+    END LOOP;
+    RETURN v_deleted;
+END
+$$;
+
 -- Before a snapshot: finalizes the event's lapsed holds so the snapshot and the log agree
 -- that they are free. Locks the event only when there is something to finalize.
 CREATE FUNCTION ticketing_finalize_for_read(p_now bigint, p_event text)

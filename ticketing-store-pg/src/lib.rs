@@ -90,6 +90,7 @@ pub struct PgStoreConfig {
     statement_timeout: Duration,
     idempotency_retention: Duration,
     statement_cache: bool,
+    change_retention: Option<u64>,
     clock: Option<Arc<dyn Clock>>,
 }
 
@@ -106,6 +107,7 @@ impl PgStoreConfig {
             statement_timeout: Duration::from_secs(5),
             idempotency_retention: Duration::from_secs(24 * 60 * 60),
             statement_cache: true,
+            change_retention: None,
             clock: None,
         }
     }
@@ -166,6 +168,15 @@ impl PgStoreConfig {
         self
     }
 
+    /// Keeps the last `changes` changes of each event (at least 1) and lets the sweeper step,
+    /// [`PgStore::expire_due`], delete older ones; [`PgStore::changes`] then answers
+    /// `changes_pruned` for what is gone. Default: every change is kept (the log is the
+    /// outbox integrators tail).
+    pub fn change_retention(mut self, changes: u64) -> Self {
+        self.change_retention = Some(changes.max(1));
+        self
+    }
+
     /// Reads time from `clock` instead of the server's clock (tests pass a
     /// [`ManualClock`](ticketing_core::ManualClock)).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -186,6 +197,7 @@ pub struct PgStore {
     schema: String,
     clock: Option<Arc<dyn Clock>>,
     idempotency_retention_ms: u64,
+    change_retention: Option<i64>,
 }
 
 impl PgStore {
@@ -226,6 +238,9 @@ impl PgStore {
             clock: config.clock,
             idempotency_retention_ms: u64::try_from(config.idempotency_retention.as_millis())
                 .unwrap_or(u64::MAX),
+            change_retention: config
+                .change_retention
+                .map(|changes| i64::try_from(changes).unwrap_or(i64::MAX)),
         })
     }
 

@@ -100,15 +100,20 @@ impl PgStore {
 
     /// Up to `limit` changes with sequence numbers after `after`, in order.
     ///
-    /// Errors: `invalid_request` (limit), `not_found`, `backend`.
+    /// Errors: `invalid_request` (limit), `not_found`, `changes_pruned` when the change after
+    /// `after` is no longer kept (see [`PgStoreConfig::change_retention`](crate::PgStoreConfig::change_retention)),
+    /// `backend`.
     pub async fn changes(&self, event: &EventId, after: u64, limit: usize) -> Result<Vec<Change>> {
         validate::check_changes_limit(limit)?;
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        // The event's existence and its page of changes in one statement: a missing event
-        // yields no row at all, an event without later changes one row of NULLs.
+        // The event's existence, the oldest change kept and the page in one statement (one
+        // snapshot): a missing event yields no row at all, an event without later changes
+        // one row of NULLs.
         let rows = sqlx::query(
-            "SELECT c.seq, c.at, c.kind FROM events e
+            "SELECT COALESCE((SELECT min(seq) FROM changes WHERE event_id = e.id), e.next_seq)
+                        AS first_retained,
+                    c.seq, c.at, c.kind FROM events e
              LEFT JOIN LATERAL (SELECT seq, at, kind FROM changes
                                 WHERE event_id = e.id AND seq > $2
                                 ORDER BY seq LIMIT $3) c ON true
@@ -120,8 +125,16 @@ impl PgStore {
         .fetch_all(self.pool())
         .await
         .map_err(backend("changes"))?;
-        if rows.is_empty() {
+        let Some(first) = rows.first() else {
             return Err(Error::not_found(Entity::Event, event));
+        };
+        let first_retained: i64 = first
+            .try_get("first_retained")
+            .map_err(backend("changes"))?;
+        if after.saturating_add(1) < first_retained {
+            return Err(Error::ChangesPruned {
+                first_retained: u64::try_from(first_retained).unwrap_or(0),
+            });
         }
         let mut changes = Vec::with_capacity(rows.len());
         for row in rows {

@@ -125,20 +125,23 @@ impl PgStore {
         decode::<Option<()>>(operation, answer).map(|_| ())
     }
 
-    /// Finalizes up to `limit` lapsed reservations, earliest first, and forgets idempotency
-    /// records past their retention; returns how many it expired. Safe on every instance at
+    /// Finalizes up to `limit` lapsed reservations, earliest first, forgets idempotency
+    /// records past their retention and, with a change retention set, deletes each event's
+    /// changes older than it keeps; returns how many reservations it expired. Safe on every instance at
     /// once: an event another transaction holds is skipped.
     ///
     /// Errors: `backend`.
     pub async fn expire_due(&self, limit: usize) -> Result<usize> {
         let limit = i32::try_from(limit).unwrap_or(i32::MAX);
-        let expired: i32 = sqlx::query_scalar("SELECT ticketing_expire_due($1, $2, $3)")
-            .bind(self.now_param())
-            .bind(limit)
-            .bind(to_db(Timestamp::from_millis(self.idempotency_retention_ms)))
-            .fetch_one(self.pool())
-            .await
-            .map_err(backend("expire_due"))?;
+        let (expired, _pruned): (i32, i64) =
+            sqlx::query_as("SELECT ticketing_expire_due($1, $2, $3), ticketing_prune_changes($4)")
+                .bind(self.now_param())
+                .bind(limit)
+                .bind(to_db(Timestamp::from_millis(self.idempotency_retention_ms)))
+                .bind(self.change_retention)
+                .fetch_one(self.pool())
+                .await
+                .map_err(backend("expire_due"))?;
         Ok(usize::try_from(expired).unwrap_or(0))
     }
 }

@@ -112,3 +112,61 @@ async fn a_refund_logs_its_items_as_the_in_memory_store_does() {
     assert_eq!(refunded_items(&pg).await, expected);
     pg.drop_schema().await.unwrap();
 }
+
+/// Five reservations after the event's creation, a sweep, and what `changes` then answers.
+async fn pruned_log(store: &dyn InventoryStore) -> Vec<ticketing_core::Result<Vec<u64>>> {
+    store.create_event(common::spec("e", "e")).await.unwrap();
+    store
+        .create_event(common::spec("quiet", "quiet"))
+        .await
+        .unwrap();
+    for n in 0..5 {
+        store
+            .reserve(
+                ReserveRequest::new(event("e"), HolderId::new(format!("h{n}")).unwrap())
+                    .ga(ticketing_core::PoolId::new("ga").unwrap(), 1),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.expire_due(10).await.unwrap(), 0);
+    assert_eq!(store.availability(&event("e")).await.unwrap().seq, 6);
+    let mut answers = Vec::new();
+    for (on, after) in [("e", 0), ("e", 2), ("e", 3), ("e", 6), ("quiet", 0)] {
+        let page = store.changes(&event(on), after, 10).await;
+        answers.push(page.map(|changes| changes.iter().map(|change| change.seq).collect()));
+    }
+    answers
+}
+
+#[tokio::test]
+async fn a_change_retention_prunes_the_log_as_the_in_memory_store_does() {
+    let clock = ManualClock::default();
+    let memory = MemoryStore::with_config(
+        Arc::new(clock.clone()),
+        ticketing_core::MemoryStoreConfig::default().change_retention(3),
+    );
+    let expected = pruned_log(&memory).await;
+    let pruned = Err(ticketing_core::Error::ChangesPruned { first_retained: 4 });
+    assert_eq!(
+        expected,
+        vec![
+            pruned.clone(),
+            pruned,
+            Ok(vec![4, 5, 6]),
+            Ok(vec![]),
+            Ok(vec![1])
+        ]
+    );
+    let config = common::fresh_config()
+        .clock(Arc::new(clock.clone()))
+        .change_retention(3);
+    let pg = ticketing_store_pg::testkit::connect_for_test(config).await;
+    assert_eq!(pruned_log(&pg).await, expected);
+    // Without a retention nothing is ever pruned.
+    let keep_all = common::fresh_store(&clock).await;
+    let answers = pruned_log(&keep_all).await;
+    assert_eq!(answers[0], Ok(vec![1, 2, 3, 4, 5, 6]));
+    pg.drop_schema().await.unwrap();
+    keep_all.drop_schema().await.unwrap();
+}

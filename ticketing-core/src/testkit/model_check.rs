@@ -527,16 +527,20 @@ impl Harness<'_> {
         HolderId::new(format!("holder-{}", index % HOLDERS)).unwrap()
     }
 
+    /// The store's and the model's id and token of a reservation the case made (or of an
+    /// unknown one); with a `token_choice` that is a multiple of 8, both get the same wrong
+    /// token instead.
     fn reservation_ids(
         &self,
         index: u8,
+        token_choice: u8,
     ) -> (
         ReservationId,
         ReservationId,
         ReservationToken,
         ReservationToken,
     ) {
-        match recent(&self.made, index) {
+        let (store_id, model_id, store_token, model_token) = match recent(&self.made, index) {
             Some(made) => (
                 made.store_id.clone(),
                 made.model_id.clone(),
@@ -548,7 +552,12 @@ impl Harness<'_> {
                 let token = ReservationToken::generate();
                 (unknown.clone(), unknown, token.clone(), token)
             }
+        };
+        if token_choice.is_multiple_of(8) {
+            let wrong = ReservationToken::generate();
+            return (store_id, model_id, wrong.clone(), wrong);
         }
+        (store_id, model_id, store_token, model_token)
     }
 
     fn compare_reservation(&mut self, s: &Reservation, m: &Reservation) -> Check {
@@ -675,8 +684,7 @@ impl Harness<'_> {
                 ga,
             }) => {
                 let (store_id, model_id, store_token, model_token) =
-                    self.reservation_ids(*reservation);
-                let wrong = ReservationToken::generate();
+                    self.reservation_ids(*reservation, *token_choice);
                 let key = IdempotencyKey::new(format!("key-{}", key % 24)).unwrap();
                 let payment = payment.map(|p| PaymentId::new(format!("pay-{}", p % 3)).unwrap());
                 // Mostly a subset of what the reservation holds (255: some other seat or
@@ -720,11 +728,7 @@ impl Harness<'_> {
                     chosen
                 });
                 let request = |token: ReservationToken| CommitRequest {
-                    token: if token_choice % 8 != 0 {
-                        token
-                    } else {
-                        wrong.clone()
-                    },
+                    token,
                     idempotency_key: key.clone(),
                     payment_id: payment.clone(),
                     seats: seats.clone(),
@@ -752,13 +756,7 @@ impl Harness<'_> {
                 ttl,
             }) => {
                 let (store_id, model_id, store_token, model_token) =
-                    self.reservation_ids(*reservation);
-                let wrong = ReservationToken::generate();
-                let (store_token, model_token) = if token_choice % 8 != 0 {
-                    (store_token, model_token)
-                } else {
-                    (wrong.clone(), wrong)
-                };
+                    self.reservation_ids(*reservation, *token_choice);
                 let ttl = u32::from(ttl % 400);
                 let s = store.extend(&store_id, &store_token, ttl).await;
                 let m = self.model.extend(&model_id, &model_token, ttl, now);
@@ -769,13 +767,7 @@ impl Harness<'_> {
                 token: token_choice,
             }) => {
                 let (store_id, model_id, store_token, model_token) =
-                    self.reservation_ids(*reservation);
-                let wrong = ReservationToken::generate();
-                let (store_token, model_token) = if token_choice % 8 != 0 {
-                    (store_token, model_token)
-                } else {
-                    (wrong.clone(), wrong)
-                };
+                    self.reservation_ids(*reservation, *token_choice);
                 let s = store.cancel(&store_id, &store_token).await;
                 let m = self.model.cancel(&model_id, &model_token, now);
                 self.same("cancel", s, m, |_, (), ()| Ok(()))?;
@@ -902,7 +894,7 @@ impl Harness<'_> {
             }
             Op::Read(ReadOp { what, index }) => match what % 4 {
                 0 => {
-                    let (store_id, model_id, _, _) = self.reservation_ids(*index);
+                    let (store_id, model_id, _, _) = self.reservation_ids(*index, 1);
                     let s = store.reservation(&store_id).await;
                     let m = self.model.reservation(&model_id, now);
                     self.same("reservation", s, m, Self::compare_reservation)?;
