@@ -10,6 +10,7 @@ use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -381,31 +382,149 @@ fn best_available_adjacent(c: &mut Criterion) {
     group.finish();
 }
 
-/// Reserves on disjoint seats from `threads` threads at once; wall time for `iters` in all.
+/// Where the threads of a parallel case spent their time, summed over every run of the case
+/// (Linux only: read from `/proc/thread-self/schedstat`). On a shared machine this tells
+/// "our threads waited for a CPU" (neighbours) apart from "our threads ran but did little"
+/// (contention in the code).
+#[derive(Default)]
+struct CpuAccount {
+    /// Operations done.
+    ops: AtomicU64,
+    /// Wall time of the runs times their thread count: what the threads could have run.
+    wall_ns: AtomicU64,
+    /// Time the threads ran on a CPU.
+    run_ns: AtomicU64,
+    /// Time the threads were ready to run but waited for a CPU.
+    wait_ns: AtomicU64,
+}
+
+impl CpuAccount {
+    /// Prints the account to stderr (criterion's own output is on stdout) and resets it.
+    fn report(&self, case: &str) {
+        let (ops, wall, run, wait) = (
+            self.ops.swap(0, Ordering::Relaxed),
+            self.wall_ns.swap(0, Ordering::Relaxed),
+            self.run_ns.swap(0, Ordering::Relaxed),
+            self.wait_ns.swap(0, Ordering::Relaxed),
+        );
+        if wall == 0 || run == 0 {
+            return;
+        }
+        let share = |ns: u64| 100.0 * ns as f64 / wall as f64;
+        eprintln!(
+            "cpu-account {case}: on a CPU {:.0}%, waiting for a CPU {:.0}%, neither \
+             (blocked, spawning) {:.0}% of the threads' time; {:.3} M ops per CPU-second",
+            share(run),
+            share(wait),
+            share(wall.saturating_sub(run + wait)),
+            ops as f64 / run as f64 * 1e3,
+        );
+    }
+}
+
+/// This thread's time on a CPU and waiting for one, in nanoseconds (`None` off Linux).
+fn schedstat() -> Option<(u64, u64)> {
+    // The kernel brings a running thread's figures up to date only when it schedules;
+    // yielding makes it do so now.
+    std::thread::yield_now();
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let mut fields = text.split_whitespace().map(str::parse::<u64>);
+    Some((fields.next()?.ok()?, fields.next()?.ok()?))
+}
+
+/// Runs `work(t)` for `t` in `0..threads`, each on a thread of its own, and returns the wall
+/// time until the last one finished; `work` returns how many operations it did.
+fn on_threads(threads: u64, account: &CpuAccount, work: impl Fn(u64) -> u64 + Sync) -> Duration {
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let work = &work;
+            scope.spawn(move || {
+                let before = schedstat();
+                let ops = work(t);
+                if let (Some(before), Some(after)) = (before, schedstat()) {
+                    account
+                        .run_ns
+                        .fetch_add(after.0 - before.0, Ordering::Relaxed);
+                    account
+                        .wait_ns
+                        .fetch_add(after.1 - before.1, Ordering::Relaxed);
+                }
+                account.ops.fetch_add(ops, Ordering::Relaxed);
+            });
+        }
+    });
+    let elapsed = start.elapsed();
+    account.wall_ns.fetch_add(
+        u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX) * threads,
+        Ordering::Relaxed,
+    );
+    elapsed
+}
+
+/// What this machine gives two threads right now: a fixed computation (no memory, no
+/// locks, nothing shared) on 1 and on 2 threads. On an idle 2-core machine 2 threads do
+/// 2× the work of one; whatever less this shows is taken by neighbours, and bounds every
+/// other parallel figure of the same run.
+fn parallel_limit(c: &mut Criterion) {
+    let mut group = c.benchmark_group("parallel_limit");
+    group.throughput(Throughput::Elements(1));
+    let account = CpuAccount::default();
+    for threads in [1u64, 2] {
+        group.bench_with_input(
+            BenchmarkId::new("compute", threads),
+            &threads,
+            |b, &threads| {
+                b.iter_custom(|iters| {
+                    on_threads(threads, &account, |t| {
+                        let mut ops = 0;
+                        for i in (t..iters).step_by(threads as usize) {
+                            black_box(compute(black_box(i)));
+                            ops += 1;
+                        }
+                        ops
+                    })
+                });
+            },
+        );
+        account.report(&format!("parallel_limit/compute/{threads}"));
+    }
+    group.finish();
+}
+
+/// About half a microsecond of dependent arithmetic in registers.
+fn compute(seed: u64) -> u64 {
+    let mut x = seed | 1;
+    for _ in 0..256 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    x
+}
+
+/// Single-seat reserves on disjoint seats from 1 and 2 threads at once: wall time for
+/// `iters` reserves in all, on fresh venues (building them is not timed).
 fn disjoint(c: &mut Criterion) {
     let mut group = c.benchmark_group("disjoint_seats");
     group.throughput(Throughput::Elements(1));
-    for threads in [1u64, 2] {
-        group.bench_with_input(
-            BenchmarkId::new("store", threads),
-            &threads,
-            |b, &threads| {
-                b.iter_custom(|iters| parallel_chunks(iters, threads, Sharing::OneEvent));
-            },
-        );
+    let account = CpuAccount::default();
+    let cases = [
+        ("store/1", 1, Sharing::OneEvent),
+        ("store/2", 2, Sharing::OneEvent),
+        ("store_halves/2", 2, Sharing::OneEventHalves),
+        ("event_per_thread/2", 2, Sharing::EventPerThread),
+        ("store_per_thread/2", 2, Sharing::StorePerThread),
+    ];
+    for (name, threads, sharing) in cases {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| parallel_chunks(iters, threads, sharing, &account));
+        });
+        account.report(&format!("disjoint_seats/{name}"));
     }
-    group.bench_function("store_halves/2", |b| {
-        b.iter_custom(|iters| parallel_chunks(iters, 2, Sharing::OneEventHalves));
-    });
-    group.bench_function("event_per_thread/2", |b| {
-        b.iter_custom(|iters| parallel_chunks(iters, 2, Sharing::EventPerThread));
-    });
-    group.bench_function("store_per_thread/2", |b| {
-        b.iter_custom(|iters| parallel_chunks(iters, 2, Sharing::StorePerThread));
-    });
-    let ids: Arc<Vec<SeatId>> = Arc::new((0..VENUE_SEATS).map(seat_id).collect());
+    let ids: Vec<SeatId> = (0..VENUE_SEATS).map(seat_id).collect();
     for threads in [1u64, 2] {
-        let ids = ids.clone();
         group.bench_with_input(
             BenchmarkId::new("naive", threads),
             &threads,
@@ -416,26 +535,23 @@ fn disjoint(c: &mut Criterion) {
                     while done < iters {
                         let chunk = u64::from(VENUE_SEATS).min(iters - done);
                         let naive = Naive::default();
-                        let start = Instant::now();
-                        std::thread::scope(|scope| {
-                            for t in 0..threads {
-                                let (naive, ids) = (&naive, &ids);
-                                scope.spawn(move || {
-                                    for i in (t..chunk).step_by(threads as usize) {
-                                        naive
-                                            .reserve(std::slice::from_ref(&ids[i as usize]))
-                                            .unwrap();
-                                    }
-                                });
+                        elapsed += on_threads(threads, &account, |t| {
+                            let mut ops = 0;
+                            for i in (t..chunk).step_by(threads as usize) {
+                                naive
+                                    .reserve(std::slice::from_ref(&ids[i as usize]))
+                                    .unwrap();
+                                ops += 1;
                             }
+                            ops
                         });
-                        elapsed += start.elapsed();
                         done += chunk;
                     }
                     elapsed
                 });
             },
         );
+        account.report(&format!("disjoint_seats/naive/{threads}"));
     }
     group.finish();
 }
@@ -457,7 +573,7 @@ enum Sharing {
 
 /// `iters` single-seat reserves spread over `threads` threads, on fresh venues; each
 /// thread takes seats of its own, so they never conflict.
-fn parallel_chunks(iters: u64, threads: u64, sharing: Sharing) -> Duration {
+fn parallel_chunks(iters: u64, threads: u64, sharing: Sharing, account: &CpuAccount) -> Duration {
     let mut elapsed = Duration::ZERO;
     let mut done = 0;
     while done < iters {
@@ -487,31 +603,25 @@ fn parallel_chunks(iters: u64, threads: u64, sharing: Sharing) -> Duration {
                 })
                 .collect(),
         };
-        let start = Instant::now();
-        std::thread::scope(|scope| {
-            for t in 0..threads {
-                let (store, event, ids) = &venues[t as usize % venues.len()];
-                let store = *store;
-                scope.spawn(move || {
-                    // Each thread parses its own ids, as request handlers do: no shared
-                    // reference counts between the threads.
-                    let event = EventId::new(event.as_str()).unwrap();
-                    let holder = HolderId::new(format!("buyer-{t}")).unwrap();
-                    let (first, end, step) = match sharing {
-                        Sharing::OneEventHalves => {
-                            (t * chunk / threads, (t + 1) * chunk / threads, 1)
-                        }
-                        _ => (t, chunk, threads as usize),
-                    };
-                    for i in (first..end).step_by(step) {
-                        let request = ReserveRequest::new(event.clone(), holder.clone())
-                            .seats([ids[i as usize].clone()]);
-                        black_box(ready(store.reserve(request)).unwrap());
-                    }
-                });
+        elapsed += on_threads(threads, account, |t| {
+            let (store, event, ids) = &venues[t as usize % venues.len()];
+            // Each thread parses its own ids, as request handlers do: no shared reference
+            // counts between the threads.
+            let event = EventId::new(event.as_str()).unwrap();
+            let holder = HolderId::new(format!("buyer-{t}")).unwrap();
+            let (first, end, step) = match sharing {
+                Sharing::OneEventHalves => (t * chunk / threads, (t + 1) * chunk / threads, 1),
+                _ => (t, chunk, threads as usize),
+            };
+            let mut ops = 0;
+            for i in (first..end).step_by(step) {
+                let request = ReserveRequest::new(event.clone(), holder.clone())
+                    .seats([ids[i as usize].clone()]);
+                black_box(ready(store.reserve(request)).unwrap());
+                ops += 1;
             }
+            ops
         });
-        elapsed += start.elapsed();
         done += chunk;
     }
     elapsed
@@ -523,6 +633,7 @@ fn parallel_chunks(iters: u64, threads: u64, sharing: Sharing) -> Duration {
 fn hot_seat(c: &mut Criterion) {
     let mut group = c.benchmark_group("hot_seat");
     group.throughput(Throughput::Elements(1));
+    let account = CpuAccount::default();
     let per_store = 200_000;
     for threads in [1u64, 2] {
         group.bench_with_input(
@@ -535,109 +646,54 @@ fn hot_seat(c: &mut Criterion) {
                     while done < iters {
                         let chunk = per_store.min(iters - done);
                         let (store, event, ids) = venue(1);
-                        let start = Instant::now();
-                        std::thread::scope(|scope| {
-                            for t in 0..threads {
-                                let (store, event, ids) = (&store, &event, &ids);
-                                scope.spawn(move || {
-                                    let holder = HolderId::new(format!("buyer-{t}")).unwrap();
-                                    for i in (t..chunk).step_by(threads as usize) {
-                                        let seat = ids[(i / threads % 4) as usize].clone();
-                                        let request =
-                                            ReserveRequest::new(event.clone(), holder.clone())
-                                                .seats([seat]);
-                                        if let Ok(held) = ready(store.reserve(request)) {
-                                            ready(
-                                                store
-                                                    .cancel(&held.id, held.token.as_ref().unwrap()),
-                                            )
-                                            .unwrap();
-                                        }
-                                    }
-                                });
+                        elapsed += on_threads(threads, &account, |t| {
+                            let holder = HolderId::new(format!("buyer-{t}")).unwrap();
+                            let mut ops = 0;
+                            for i in (t..chunk).step_by(threads as usize) {
+                                let seat = ids[(i / threads % 4) as usize].clone();
+                                let request = ReserveRequest::new(event.clone(), holder.clone())
+                                    .seats([seat]);
+                                if let Ok(held) = ready(store.reserve(request)) {
+                                    ready(store.cancel(&held.id, held.token.as_ref().unwrap()))
+                                        .unwrap();
+                                }
+                                ops += 1;
                             }
+                            ops
                         });
-                        elapsed += start.elapsed();
                         done += chunk;
                     }
                     elapsed
                 });
             },
         );
+        account.report(&format!("hot_seat/store/{threads}"));
     }
     let ids: Vec<SeatId> = (0..4).map(seat_id).collect();
     for threads in [1u64, 2] {
-        let ids = ids.clone();
         group.bench_with_input(
             BenchmarkId::new("naive", threads),
             &threads,
             |b, &threads| {
                 b.iter_custom(|iters| {
                     let naive = Naive::default();
-                    let start = Instant::now();
-                    std::thread::scope(|scope| {
-                        for t in 0..threads {
-                            let (naive, ids) = (&naive, &ids);
-                            scope.spawn(move || {
-                                for i in (t..iters).step_by(threads as usize) {
-                                    let seats =
-                                        std::slice::from_ref(&ids[(i / threads % 4) as usize]);
-                                    if let Some(id) = naive.reserve(seats) {
-                                        naive.cancel(seats, id);
-                                    }
-                                }
-                            });
+                    on_threads(threads, &account, |t| {
+                        let mut ops = 0;
+                        for i in (t..iters).step_by(threads as usize) {
+                            let seats = std::slice::from_ref(&ids[(i / threads % 4) as usize]);
+                            if let Some(id) = naive.reserve(seats) {
+                                naive.cancel(seats, id);
+                            }
+                            ops += 1;
                         }
-                    });
-                    start.elapsed()
+                        ops
+                    })
                 });
             },
         );
+        account.report(&format!("hot_seat/naive/{threads}"));
     }
     group.finish();
-}
-
-/// What this machine gives two threads right now: a fixed computation (no memory, no
-/// locks, nothing shared) on 1 and on 2 threads. On an idle 2-core machine 2 threads do
-/// 2× the work of one; whatever less this shows is taken by neighbours, and bounds every
-/// other parallel figure of the same run.
-fn parallel_limit(c: &mut Criterion) {
-    let mut group = c.benchmark_group("parallel_limit");
-    group.throughput(Throughput::Elements(1));
-    for threads in [1u64, 2] {
-        group.bench_with_input(
-            BenchmarkId::new("compute", threads),
-            &threads,
-            |b, &threads| {
-                b.iter_custom(|iters| {
-                    let start = Instant::now();
-                    std::thread::scope(|scope| {
-                        for t in 0..threads {
-                            scope.spawn(move || {
-                                for i in (t..iters).step_by(threads as usize) {
-                                    black_box(compute(black_box(i)));
-                                }
-                            });
-                        }
-                    });
-                    start.elapsed()
-                });
-            },
-        );
-    }
-    group.finish();
-}
-
-/// About half a microsecond of dependent arithmetic in registers.
-fn compute(seed: u64) -> u64 {
-    let mut x = seed | 1;
-    for _ in 0..256 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-    x
 }
 
 criterion_group! {
@@ -647,6 +703,6 @@ criterion_group! {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
     targets = reserve_single, reserve_commit_single, reserve_four_seats, reserve_ga_two,
-        best_available_adjacent, disjoint, hot_seat, parallel_limit
+        best_available_adjacent, parallel_limit, disjoint, hot_seat
 }
 criterion_main!(benches);
