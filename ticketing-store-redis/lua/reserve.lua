@@ -1,0 +1,203 @@
+-- reserve and reserve_batch: independent reservations of one event, each all or nothing.
+-- ARGV: now, event id, idempotency retention (ms), JSON array of requests
+-- {id, tok, holder, cr?, seats, ga, best?, ttl?, fp}. Answers a JSON array, request order.
+local now = clock(ARGV[1])
+local event_id = ARGV[2]
+local retention = tonumber(ARGV[3])
+local requests = cjson.decode(ARGV[4])
+local answers = {}
+
+if not event_is(event_id) then
+  for i = 1, #requests do
+    answers[i] = fail('not_found', { entity = 'event', id = event_id })
+  end
+  return cjson.encode(answers)
+end
+
+local p = policy()
+local layout_cache = nil
+local function layout()
+  if not layout_cache then
+    layout_cache = cjson.decode(redis.call('GET', LAYOUT) or '[]')
+  end
+  return layout_cache
+end
+
+-- Best available among free seats not in `excluded`; picks (indices) or nil and the number
+-- of candidates.
+local function best_picks(best, excluded)
+  local seats = layout()
+  local taken = {}
+  for _, idx in ipairs(redis.call('HKEYS', ST)) do
+    taken[tonumber(idx)] = true
+  end
+  local candidates = {}
+  for i, seat in ipairs(seats) do
+    if not taken[i] and not excluded[i]
+      and (best.section == nil or seat[2] == best.section)
+      and (best.category == nil or seat[5] == best.category) then
+      candidates[#candidates + 1] = i
+      if not best.adjacent and #candidates == best.count then
+        return candidates, #candidates
+      end
+    end
+  end
+  if not best.adjacent or #candidates < best.count then
+    return nil, #candidates
+  end
+  local place = {}
+  for _, i in ipairs(candidates) do
+    local seat = seats[i]
+    place[seat[2] .. '\0' .. seat[3] .. '\0' .. seat[4]] = i
+  end
+  for _, start in ipairs(candidates) do
+    local seat = seats[start]
+    local run = {}
+    for offset = 0, best.count - 1 do
+      local i = place[seat[2] .. '\0' .. seat[3] .. '\0' .. (seat[4] + offset)]
+      if not i then
+        break
+      end
+      run[#run + 1] = i
+    end
+    if #run == best.count then
+      return run, #candidates
+    end
+  end
+  return nil, #candidates
+end
+
+local function reserve_fresh(q)
+  local ttl = q.ttl or p.ttl
+  if ttl > p.ttl_max then
+    return fail('invalid_request', { field = 'ttl_seconds',
+      reason = 'this event allows at most ' .. p.ttl_max .. ' seconds' })
+  end
+  local sidx = {}
+  for i, seat in ipairs(q.seats) do
+    local idx = redis.call('HGET', SEATS, seat)
+    if not idx then
+      return fail('not_found', { entity = 'seat', id = seat })
+    end
+    sidx[i] = tonumber(idx)
+  end
+  local gidx = {}
+  for i, g in ipairs(q.ga) do
+    local idx = redis.call('HGET', POOLS, g.pool)
+    if not idx then
+      return fail('not_found', { entity = 'pool', id = g.pool })
+    end
+    gidx[i] = tonumber(idx)
+  end
+  if p.opens and now < p.opens then
+    return fail('not_on_sale', { opens_at = p.opens })
+  end
+  if p.closes and now >= p.closes then
+    return fail('not_on_sale', { closed_at = p.closes })
+  end
+  -- Lapsed holds are free: finalize them before deciding.
+  finalize_lapsed(now)
+  if p.rsv_max and hc_get('r:' .. q.holder) + 1 > p.rsv_max then
+    return fail('limit_exceeded', { limit = 'reservations', max = p.rsv_max })
+  end
+  local requested = #q.seats
+  for _, g in ipairs(q.ga) do
+    requested = requested + g.quantity
+  end
+  if q.best then
+    requested = requested + q.best.count
+  end
+  if p.seats_max and hc_get('i:' .. q.holder) + hc_get('o:' .. q.holder) + requested > p.seats_max then
+    return fail('limit_exceeded', { limit = 'seats', max = p.seats_max })
+  end
+  local taken = {}
+  for i, idx in ipairs(sidx) do
+    if redis.call('HEXISTS', ST, idx) == 1 then
+      taken[#taken + 1] = q.seats[i]
+    end
+  end
+  if #taken > 0 then
+    return fail('seat_unavailable', { seats = taken })
+  end
+  for i, g in ipairs(q.ga) do
+    local free = pool_free(gidx[i])
+    if g.quantity > free then
+      return fail('sold_out', { pool = g.pool, remaining = free })
+    end
+  end
+  local seats = {}
+  for i, seat in ipairs(q.seats) do
+    seats[i] = seat
+  end
+  if q.best then
+    local excluded = {}
+    for _, idx in ipairs(sidx) do
+      excluded[idx] = true
+    end
+    local picks, candidates = best_picks(q.best, excluded)
+    if not picks then
+      return fail('sold_out', { remaining = candidates })
+    end
+    local all = layout()
+    for _, idx in ipairs(picks) do
+      sidx[#sidx + 1] = idx
+      seats[#seats + 1] = all[idx][1]
+    end
+  end
+  local expires = now + ttl * 1000
+  local r = { id = q.id, h = q.holder, st = 'a', s = seats, si = sidx, g = q.ga, gi = gidx,
+    c = now, e = expires, t = q.tok, cr = q.cr }
+  local mark = 'h' .. r.id
+  for _, idx in ipairs(sidx) do
+    redis.call('HSET', ST, idx, mark)
+  end
+  for i, g in ipairs(q.ga) do
+    redis.call('HINCRBY', PC, 'h' .. gidx[i], g.quantity)
+  end
+  hc_add('r:' .. r.h, 1)
+  hc_add('i:' .. r.h, items_of(r))
+  redis.call('ZADD', DUE, expires, r.id)
+  save_rsv(r)
+  log(now, { type = 'reserved', reservation = r.id, holder = r.h, seats = seats, ga = q.ga,
+    expires_at = expires })
+  return { ok = rsv_json(r, now, event_id) }
+end
+
+local FP_FIELDS = { 'holder', 'seat_ids', 'ga', 'best_available', 'ttl_seconds' }
+
+local function reserve_one(q)
+  if q.cr then
+    local raw = redis.call('HGET', RREC, q.cr)
+    if raw then
+      local rec = cjson.decode(raw)
+      if now - rec.at < retention then
+        for _, field in ipairs(FP_FIELDS) do
+          if rec.fp[field] ~= q.fp[field] then
+            return fail('idempotency_mismatch', { field = field })
+          end
+        end
+        if rec.ok then
+          return { ok = rsv_json(load_rsv(rec.ok), now, event_id) }
+        end
+        return rec.err
+      end
+    end
+  end
+  local result = reserve_fresh(q)
+  if q.cr then
+    local rec = { at = now, fp = q.fp }
+    if result.ok then
+      rec.ok = q.id
+    else
+      rec.err = result
+    end
+    redis.call('HSET', RREC, q.cr, cjson.encode(rec))
+    redis.call('ZADD', RECT, now, 'r:' .. q.cr)
+  end
+  return result
+end
+
+for i, q in ipairs(requests) do
+  answers[i] = reserve_one(q)
+end
+return cjson.encode(answers)
