@@ -5,6 +5,7 @@ use std::fmt;
 use data_encoding::{BASE32_NOPAD, BASE64URL_NOPAD};
 use rand::RngCore;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
@@ -49,6 +50,13 @@ impl ReservationToken {
     /// The raw secret, for backends that store a hash of it.
     pub fn as_bytes(&self) -> &[u8; SECRET_BYTES] {
         &self.0
+    }
+
+    /// SHA-256 of the secret: what backends send and store instead of the token, so the
+    /// secret itself never leaves the process (nor reaches a database log). A digest cannot
+    /// be turned back into a token, and only a token is accepted from callers.
+    pub fn digest(&self) -> [u8; 32] {
+        Sha256::digest(self.0).into()
     }
 
     /// Whether `other` is this token, in time independent of where they differ.

@@ -40,7 +40,9 @@
 //! - **Lazy expiry**: a seat whose `hold_expires_at` has passed reads as free; the operation
 //!   that takes it finalizes the lapsed reservation in the same transaction (logging
 //!   `Expired` before its own change), as the in-memory store does.
-//! - **Secrets**: reservation tokens are stored as SHA-256 digests only.
+//! - **Secrets**: a reservation token never reaches the database, nor its logs: the store
+//!   sends the token's SHA-256 ([`ReservationToken::digest`](ticketing_core::ReservationToken::digest))
+//!   and the database keeps the SHA-256 of that.
 //! - **Time**: `clock_timestamp()` on the server, or the injected clock's value passed as a
 //!   parameter.
 //!

@@ -33,13 +33,14 @@ impl PgStore {
         let id = ReservationId::generate(self.id_time());
         let request =
             serde_json::to_value(&request).map_err(|error| Error::backend("postgres", error))?;
+        let digest = token.digest();
         let answer = self
             .call("reserve", || {
                 sqlx::query("SELECT ticketing_reserve($1, $2, $3, $4, $5) AS answer")
                     .bind(self.now_param())
                     .bind(&request)
                     .bind(id.as_str())
-                    .bind(&token.as_bytes()[..])
+                    .bind(&digest[..])
                     .bind(to_db(Timestamp::from_millis(self.idempotency_retention_ms)))
             })
             .await?;
@@ -75,7 +76,7 @@ impl PgStore {
         for chunk in pending.chunks(validate::BATCH_SIZE_MAX) {
             let documents = serde_json::Value::Array(chunk.iter().map(|p| p.1.clone()).collect());
             let ids: Vec<&str> = chunk.iter().map(|p| p.2.as_str()).collect();
-            let tokens: Vec<Vec<u8>> = chunk.iter().map(|p| p.3.as_bytes().to_vec()).collect();
+            let tokens: Vec<Vec<u8>> = chunk.iter().map(|p| p.3.digest().to_vec()).collect();
             let answers = self
                 .call("reserve_batch", || {
                     sqlx::query("SELECT ticketing_reserve_batch($1, $2, $3, $4, $5) AS answer")
@@ -163,12 +164,13 @@ impl PgStore {
             "seats": request.seats,
             "ga": request.ga,
         });
+        let digest = request.token.digest();
         let answer = self
             .call("commit", || {
                 sqlx::query("SELECT ticketing_commit($1, $2, $3, $4, $5, $6) AS answer")
                     .bind(self.now_param())
                     .bind(reservation.as_str())
-                    .bind(&request.token.as_bytes()[..])
+                    .bind(&digest[..])
                     .bind(&document)
                     .bind(order.as_str())
                     .bind(to_db(Timestamp::from_millis(self.idempotency_retention_ms)))
@@ -188,12 +190,13 @@ impl PgStore {
         ttl_seconds: u32,
     ) -> Result<Reservation> {
         validate::check_ttl_seconds(ttl_seconds)?;
+        let digest = token.digest();
         let answer = self
             .call("extend", || {
                 sqlx::query("SELECT ticketing_extend($1, $2, $3, $4) AS answer")
                     .bind(self.now_param())
                     .bind(reservation.as_str())
-                    .bind(&token.as_bytes()[..])
+                    .bind(&digest[..])
                     .bind(i64::from(ttl_seconds))
             })
             .await?;
@@ -209,12 +212,13 @@ impl PgStore {
         reservation: &ReservationId,
         token: &ReservationToken,
     ) -> Result<()> {
+        let digest = token.digest();
         let answer = self
             .call("cancel", || {
                 sqlx::query("SELECT ticketing_cancel($1, $2, $3) AS answer")
                     .bind(self.now_param())
                     .bind(reservation.as_str())
-                    .bind(&token.as_bytes()[..])
+                    .bind(&digest[..])
             })
             .await?;
         decode::<Option<()>>("cancel", answer).map(|_| ())

@@ -117,7 +117,7 @@ pub(crate) fn code_seed() -> String {
 
 /// What the store keeps of a token: its SHA-256, hex.
 pub(crate) fn token_digest(token: &ReservationToken) -> String {
-    HEXLOWER.encode(&Sha256::digest(token.as_bytes()))
+    HEXLOWER.encode(&token.digest())
 }
 
 #[cfg(test)]

@@ -53,6 +53,9 @@ pub struct CaseSetup {
 #[allow(missing_docs)]
 pub enum Op {
     Reserve(ReserveOp),
+    /// Several reservations in one `reserve_batch` call; the model makes them one after
+    /// the other.
+    ReserveBatch(Vec<ReserveOp>),
     Commit(CommitOp),
     Extend(ExtendOp),
     Cancel(CancelOp),
@@ -183,7 +186,15 @@ impl Op {
     /// time moving often, the rare administrative act, a day's jump once in a while.
     fn decode(input: &mut Unstructured<'_>) -> arbitrary::Result<Self> {
         Ok(match input.int_in_range(0u8..=99)? {
-            0..=29 => Op::Reserve(input.arbitrary()?),
+            0..=26 => Op::Reserve(input.arbitrary()?),
+            27..=29 => {
+                let count = input.int_in_range(2u8..=6)?;
+                let mut batch = Vec::with_capacity(usize::from(count));
+                for _ in 0..count {
+                    batch.push(input.arbitrary()?);
+                }
+                Op::ReserveBatch(batch)
+            }
             30..=47 => Op::Commit(input.arbitrary()?),
             48..=52 => Op::Extend(input.arbitrary()?),
             53..=58 => Op::Cancel(input.arbitrary()?),
@@ -626,53 +637,79 @@ impl Harness<'_> {
         Ok(())
     }
 
+    /// The request a reserve step makes.
+    fn reserve_request(&self, op: &ReserveOp) -> ReserveRequest {
+        let ReserveOp {
+            holder,
+            seats,
+            ga,
+            best,
+            ttl,
+            client,
+        } = op;
+        let mut request = ReserveRequest::new(self.event.clone(), Self::holder(*holder));
+        request.seats = self.seats(seats);
+        request.ga = Self::ga(ga);
+        request.best_available = best.map(|(count, adjacent, section, category)| BestAvailable {
+            count: if count == u8::MAX {
+                0
+            } else {
+                1 + u32::from(count % 4)
+            },
+            adjacent,
+            section: section.map(|s| {
+                SECTIONS
+                    .get(usize::from(s % 3))
+                    .map_or("Nowhere", |s| s)
+                    .to_owned()
+            }),
+            category: category.map(|c| if c % 2 == 0 { "premium" } else { "standard" }.to_owned()),
+        });
+        request.ttl_seconds = ttl.map(|ttl| u32::from(ttl % 400));
+        request.client_reservation_id = client
+            .map(|client| ClientReservationId::new(format!("client-{}", client % 6)).unwrap());
+        request
+    }
+
+    /// Compares a reserve's outcomes and remembers a reservation both sides made.
+    fn reserved(&mut self, what: &str, s: Result<Reservation>, m: Result<Reservation>) -> Check {
+        if let Some((s, m)) = self.same(what, s, m, Self::compare_reservation)?
+            && let (Some(store_token), Some(model_token)) = (s.token, m.token)
+        {
+            self.made.push(Made {
+                store_id: s.id,
+                model_id: m.id,
+                store_token,
+                model_token,
+            });
+        }
+        Ok(())
+    }
+
     async fn step(&mut self, op: &Op) -> Check {
         let store = self.t.store.clone();
         let now = self.now();
         match op {
-            Op::Reserve(ReserveOp {
-                holder,
-                seats,
-                ga,
-                best,
-                ttl,
-                client,
-            }) => {
-                let mut request = ReserveRequest::new(self.event.clone(), Self::holder(*holder));
-                request.seats = self.seats(seats);
-                request.ga = Self::ga(ga);
-                request.best_available =
-                    best.map(|(count, adjacent, section, category)| BestAvailable {
-                        count: if count == u8::MAX {
-                            0
-                        } else {
-                            1 + u32::from(count % 4)
-                        },
-                        adjacent,
-                        section: section.map(|s| {
-                            SECTIONS
-                                .get(usize::from(s % 3))
-                                .map_or("Nowhere", |s| s)
-                                .to_owned()
-                        }),
-                        category: category
-                            .map(|c| if c % 2 == 0 { "premium" } else { "standard" }.to_owned()),
-                    });
-                request.ttl_seconds = ttl.map(|ttl| u32::from(ttl % 400));
-                request.client_reservation_id = client.map(|client| {
-                    ClientReservationId::new(format!("client-{}", client % 6)).unwrap()
-                });
+            Op::Reserve(op) => {
+                let request = self.reserve_request(op);
                 let s = store.reserve(request.clone()).await;
                 let m = self.model.reserve(request, now);
-                if let Some((s, m)) = self.same("reserve", s, m, Self::compare_reservation)?
-                    && let (Some(store_token), Some(model_token)) = (s.token, m.token)
-                {
-                    self.made.push(Made {
-                        store_id: s.id,
-                        model_id: m.id,
-                        store_token,
-                        model_token,
-                    });
+                self.reserved("reserve", s, m)?;
+            }
+            Op::ReserveBatch(ops) => {
+                let requests: Vec<ReserveRequest> =
+                    ops.iter().map(|op| self.reserve_request(op)).collect();
+                let answers = store.reserve_batch(requests.clone()).await;
+                if answers.len() != requests.len() {
+                    return Err(format!(
+                        "reserve_batch: {} answers to {} requests",
+                        answers.len(),
+                        requests.len()
+                    ));
+                }
+                for (request, s) in requests.into_iter().zip(answers) {
+                    let m = self.model.reserve(request, now);
+                    self.reserved("reserve_batch", s, m)?;
                 }
             }
             Op::Commit(CommitOp {
@@ -1011,6 +1048,8 @@ pub const MUST_COVER: &[&str] = &[
     "reserve sold_out",
     "reserve invalid_request",
     "reserve not_found",
+    "reserve_batch ok",
+    "reserve_batch seat_unavailable",
     "commit ok",
     "commit invalid_token",
     "commit reservation_expired",
