@@ -1,0 +1,295 @@
+//! The example server: `ticketing-server`, the HTTP adapter over a chosen store.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use clap::{Parser, ValueEnum};
+use ticketing_core::sweeper::SweeperConfig;
+use ticketing_core::{
+    Error, EventId, EventSpec, InventoryStore, MemoryStore, PoolId, PoolSpec, Position, Seat,
+    SeatId,
+};
+use ticketing_http::{HttpConfig, JwtConfig, RateLimit, Sweeper};
+use ticketing_store_pg::{PgStore, PgStoreConfig};
+use ticketing_store_redis::{RedisStore, RedisStoreConfig};
+
+/// The demo event's id.
+pub const DEMO_EVENT: &str = "demo-stadium";
+/// Sections of the demo stadium.
+const DEMO_SECTIONS: u32 = 20;
+/// Rows per section.
+const DEMO_ROWS: u32 = 25;
+/// Seats per row: 20 × 25 × 100 = 50,000 seats.
+const DEMO_SEATS_PER_ROW: u32 = 100;
+/// Standing places on the field.
+const DEMO_FIELD_CAPACITY: u32 = 10_000;
+const _: () = assert!(DEMO_ROWS <= 26, "rows are lettered A to Z");
+
+/// Which store the server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// In this process; nothing survives a restart.
+    Memory,
+    /// PostgreSQL (`--database-url` or `DATABASE_URL`).
+    Postgres,
+    /// Redis (`--redis-url` or `REDIS_URL`).
+    Redis,
+}
+
+/// Flags and environment of `ticketing-server`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "ticketing-server",
+    version,
+    about = "The ticketing REST API over a store of your choice."
+)]
+pub struct ServerArgs {
+    /// Address to listen on.
+    #[arg(long, env = "TICKETING_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The store.
+    #[arg(long, env = "TICKETING_STORE", value_enum, default_value_t = StoreKind::Memory)]
+    pub store: StoreKind,
+    /// PostgreSQL URL, for `--store postgres`.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Redis URL, for `--store redis`.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Create the demo event: a 50,000-seat stadium (20 sections, 25 rows of 100) and a
+    /// 10,000-place standing field.
+    #[arg(long, env = "TICKETING_DEMO")]
+    pub demo: bool,
+    /// The admin key (X-Admin-Key); a random one is made and printed when absent.
+    #[arg(long, env = "TICKETING_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+    /// HMAC secret of the buyers' JWTs (HS256, `sub` = holder); absent: development mode,
+    /// the holder is the body's `user_id`.
+    #[arg(long, env = "TICKETING_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Requests per second per client address (0: unlimited).
+    #[arg(long, env = "TICKETING_CLIENT_RATE", default_value_t = 50)]
+    pub client_rate: u32,
+    /// Reservations per second per holder (0: unlimited).
+    #[arg(long, env = "TICKETING_HOLDER_RATE", default_value_t = 5)]
+    pub holder_rate: u32,
+    /// Turn every rate limit off (benchmarks).
+    #[arg(long, env = "TICKETING_NO_RATE_LIMITS")]
+    pub no_rate_limits: bool,
+    /// Requests served at once.
+    #[arg(long, env = "TICKETING_CONCURRENCY", default_value_t = 1_024)]
+    pub concurrency: usize,
+    /// Request timeout, in milliseconds.
+    #[arg(long, env = "TICKETING_TIMEOUT_MS", default_value_t = 10_000)]
+    pub timeout_ms: u64,
+    /// CORS origins to allow (comma-separated; `*` for any). None: no CORS.
+    #[arg(long, env = "TICKETING_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Pause between expiry sweeps, in milliseconds.
+    #[arg(long, env = "TICKETING_SWEEP_INTERVAL_MS", default_value_t = 500)]
+    pub sweep_interval_ms: u64,
+}
+
+/// A built server: the router, its running sweeper, and the admin key in force.
+#[derive(Debug)]
+pub struct Server {
+    /// The app to serve.
+    pub router: Router,
+    /// The expiry sweeper; stop it after serving.
+    pub sweeper: Sweeper,
+    /// The admin key (given or generated).
+    pub admin_key: String,
+}
+
+fn rate(per_second: u32) -> Option<RateLimit> {
+    (per_second > 0).then(|| RateLimit::new(per_second, per_second.saturating_mul(2)))
+}
+
+/// Opens the chosen store.
+pub async fn open_store(args: &ServerArgs) -> Result<Arc<dyn InventoryStore>, Error> {
+    match args.store {
+        StoreKind::Memory => Ok(Arc::new(MemoryStore::new())),
+        StoreKind::Postgres => {
+            let url = args.database_url.clone().ok_or_else(|| {
+                Error::invalid(
+                    "database_url",
+                    "--store postgres needs --database-url or DATABASE_URL",
+                )
+            })?;
+            Ok(Arc::new(PgStore::connect(PgStoreConfig::new(url)).await?))
+        }
+        StoreKind::Redis => {
+            let url = args.redis_url.clone().ok_or_else(|| {
+                Error::invalid("redis_url", "--store redis needs --redis-url or REDIS_URL")
+            })?;
+            Ok(Arc::new(
+                RedisStore::connect(RedisStoreConfig::new(url)).await?,
+            ))
+        }
+    }
+}
+
+/// The demo stadium: sections 101 to 120 (101-104 premium), rows A to Y of 100 seats each,
+/// every tenth seat of row A accessible, and a standing field.
+pub fn demo_event() -> Result<EventSpec, Error> {
+    let capacity = DEMO_SECTIONS * DEMO_ROWS * DEMO_SEATS_PER_ROW;
+    let mut seats = Vec::with_capacity(capacity as usize);
+    for section_index in 0..DEMO_SECTIONS {
+        let section = (101 + section_index).to_string();
+        let category = if section_index < 4 {
+            "premium"
+        } else {
+            "standard"
+        };
+        for row_index in 0..DEMO_ROWS {
+            let row = char::from(b'A' + row_index as u8).to_string();
+            for number in 1..=DEMO_SEATS_PER_ROW {
+                seats.push(Seat {
+                    id: SeatId::new(format!("{section}-{row}-{number}"))?,
+                    section: section.clone(),
+                    row: row.clone(),
+                    number,
+                    category: category.to_owned(),
+                    accessible: row_index == 0 && number % 10 == 0,
+                    position: Position {
+                        x: (section_index * (DEMO_SEATS_PER_ROW + 10) + number) as f32,
+                        y: row_index as f32,
+                    },
+                });
+            }
+        }
+    }
+    Ok(EventSpec {
+        id: EventId::new(DEMO_EVENT)?,
+        name: "Demo Stadium".to_owned(),
+        seats,
+        pools: vec![PoolSpec {
+            id: PoolId::new("field")?,
+            name: "Standing field".to_owned(),
+            capacity: DEMO_FIELD_CAPACITY,
+        }],
+        sale_window: None,
+        policy: Default::default(),
+    })
+}
+
+fn random_key() -> String {
+    let bytes: [u8; 15] = rand::random();
+    data_encoding::BASE32_NOPAD.encode(&bytes).to_lowercase()
+}
+
+/// Opens the store, creates the demo event when asked (an existing one is kept), builds the
+/// router and starts the expiry sweeper. Call within a tokio runtime.
+pub async fn build(args: &ServerArgs) -> Result<Server, Error> {
+    let store = open_store(args).await?;
+    if args.demo {
+        match store.create_event(demo_event()?).await {
+            Ok(_) | Err(Error::Conflict { .. }) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    let admin_key = args.admin_key.clone().unwrap_or_else(random_key);
+    let mut config = HttpConfig::default()
+        .admin_key(admin_key.clone())
+        .client_rate_limit(rate(args.client_rate))
+        .holder_rate_limit(rate(args.holder_rate))
+        .concurrency_limit(args.concurrency)
+        .request_timeout(Duration::from_millis(args.timeout_ms.max(1)))
+        .cors_allowed_origins(args.cors_origins.clone());
+    if args.no_rate_limits {
+        config = config.without_rate_limits();
+    }
+    if let Some(secret) = &args.jwt_secret {
+        config = config.jwt(JwtConfig::hs256(secret.as_bytes()));
+    }
+    let sweeper = ticketing_http::spawn_sweeper(
+        Arc::clone(&store),
+        config.metrics.clone(),
+        SweeperConfig::default().interval(Duration::from_millis(args.sweep_interval_ms.max(10))),
+    );
+    Ok(Server {
+        router: ticketing_http::router(store, config),
+        sweeper,
+        admin_key,
+    })
+}
+
+/// How long requests in progress (and open change streams) get after the shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Serves `router` on `listener` until `shutdown` completes, then stops accepting and lets
+/// requests in progress finish, for at most [`SHUTDOWN_GRACE`] (change streams never
+/// finish on their own).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        shutdown.await;
+        let _ = stopping.send(true);
+    };
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(signal)
+    .into_future();
+    let grace = async move {
+        if stopped.wait_for(|stop| *stop).await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result,
+        () = grace => {
+            tracing::warn!("grace period over: closing the connections still open");
+            Ok(())
+        }
+    }
+}
+
+/// What to print at start: where it listens and how to try it.
+pub fn banner(address: SocketAddr, admin_key: &str, args: &ServerArgs) -> String {
+    let base = format!("http://{address}");
+    let mut text = format!(
+        "ticketing-server listening on {base} (store: {:?})\n\
+         \x20 API description: {base}/openapi.json   metrics: {base}/metrics\n\
+         \x20 admin key (X-Admin-Key): {admin_key}\n",
+        args.store
+    );
+    if args.jwt_secret.is_none() {
+        text.push_str(
+            "  development mode: the holder is the body's user_id (set --jwt-secret for JWTs)\n",
+        );
+    }
+    if args.demo {
+        text.push_str(&format!(
+            "\nTry it:\n\
+             \x20 curl -s -X POST {base}/v1/events/{DEMO_EVENT}/reservations \\\n\
+             \x20   -H 'content-type: application/json' \\\n\
+             \x20   -d '{{\"user_id\":\"alice\",\"seat_ids\":[\"101-A-1\",\"101-A-2\"],\"ga\":[{{\"pool\":\"field\",\"quantity\":2}}]}}'\n\
+             \x20 then commit with the returned reservation_id and token:\n\
+             \x20 curl -s -X POST {base}/v1/reservations/RESERVATION_ID/commit \\\n\
+             \x20   -H 'reservation-token: TOKEN' -H 'idempotency-key: pay-1' \\\n\
+             \x20   -H 'content-type: application/json' -d '{{\"payment_id\":\"pay-1\"}}'\n\
+             \x20 live changes: curl -N {base}/v1/events/{DEMO_EVENT}/changes\n"
+        ));
+    } else {
+        text.push_str(&format!(
+            "\nTry it: restart with --demo for a 50,000-seat stadium, or create an event:\n\
+             \x20 curl -s -X POST {base}/v1/events -H 'x-admin-key: {admin_key}' \\\n\
+             \x20   -H 'content-type: application/json' \\\n\
+             \x20   -d '{{\"event_id\":\"gig\",\"name\":\"Gig\",\"pools\":[{{\"pool\":\"ga\",\"capacity\":100}}]}}'\n\
+             \x20 curl -s -X POST {base}/v1/events/gig/reservations \\\n\
+             \x20   -H 'content-type: application/json' -d '{{\"user_id\":\"alice\",\"ga\":[{{\"pool\":\"ga\",\"quantity\":2}}]}}'\n"
+        ));
+    }
+    text
+}

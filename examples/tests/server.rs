@@ -1,0 +1,119 @@
+//! The example server's app over a real socket: the demo event, reserve, conflict, commit,
+//! replay, and a clean shutdown.
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use serde_json::{Value, json};
+use ticketing_examples::server::{DEMO_EVENT, ServerArgs, build, demo_event, serve};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// One HTTP/1.1 exchange over a fresh connection; returns (status, body as JSON).
+async fn exchange(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    if !body.is_empty() {
+        request.push_str("content-type: application/json\r\n");
+    }
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(&body);
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let json = text
+        .split_once("\r\n\r\n")
+        .and_then(|(_, body)| serde_json::from_str(body).ok())
+        .unwrap_or(Value::Null);
+    (status, json)
+}
+
+#[test]
+fn the_demo_stadium_has_50_000_seats_and_a_field() {
+    let spec = demo_event().unwrap();
+    assert_eq!(spec.seats.len(), 50_000);
+    assert_eq!(spec.pools[0].capacity, 10_000);
+    ticketing_core::validate::check_event_spec(&spec).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_server_reserves_and_commits_over_http() {
+    let args = ServerArgs::try_parse_from([
+        "ticketing-server",
+        "--demo",
+        "--admin-key",
+        "k",
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .unwrap();
+    let server = build(&args).await.unwrap();
+    let listener = tokio::net::TcpListener::bind(args.listen).await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(serve(listener, server.router, async {
+        let _ = stopped.await;
+    }));
+
+    let (status, ready) = exchange(address, "GET", "/readyz", &[], None).await;
+    assert_eq!((status, ready["status"].as_str()), (200, Some("ok")));
+    let reserve_path = format!("/v1/events/{DEMO_EVENT}/reservations");
+    let body = json!({"user_id": "alice", "seat_ids": ["101-A-1", "101-A-2"], "ga": [{"pool": "field", "quantity": 2}]});
+    let (status, held) = exchange(address, "POST", &reserve_path, &[], Some(&body)).await;
+    assert_eq!(status, 201, "{held}");
+    let id = held["reservation_id"].as_str().unwrap().to_owned();
+    let token = held["token"].as_str().unwrap().to_owned();
+
+    let rival = json!({"user_id": "bob", "seat_ids": ["101-A-2"]});
+    let (status, conflict) = exchange(address, "POST", &reserve_path, &[], Some(&rival)).await;
+    assert_eq!(
+        (status, conflict["code"].as_str()),
+        (409, Some("seat_unavailable"))
+    );
+    assert_eq!(conflict["seat_ids"], json!(["101-A-2"]));
+
+    let commit_path = format!("/v1/reservations/{id}/commit");
+    let headers = [
+        ("reservation-token", token.as_str()),
+        ("idempotency-key", "pay-1"),
+    ];
+    let pay = json!({"payment_id": "pay-1"});
+    let (status, order) = exchange(address, "POST", &commit_path, &headers, Some(&pay)).await;
+    assert_eq!(status, 200, "{order}");
+    assert_eq!(order["tickets"].as_array().unwrap().len(), 4);
+    let (status, replay) = exchange(address, "POST", &commit_path, &headers, Some(&pay)).await;
+    assert_eq!((status, &replay), (200, &order));
+    let (status, _) = exchange(
+        address,
+        "POST",
+        &commit_path,
+        &headers,
+        Some(&json!({"payment_id": "pay-2"})),
+    )
+    .await;
+    assert_eq!(status, 422);
+
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+    server.sweeper.stop().await;
+}
