@@ -274,3 +274,24 @@ BEGIN
     RETURN to_jsonb(v_answers);
 END
 $$;
+
+-- The availability snapshot in one round trip: lapsed holds finalized first (so the snapshot
+-- and the log agree), then seats (layout order), pools and the last sequence number read by
+-- one statement, one snapshot. No row when the event does not exist.
+CREATE FUNCTION ticketing_availability(p_now bigint, p_event text)
+RETURNS TABLE (seq bigint, seats smallint[], pool_ids text[], capacities integer[], helds integer[],
+               solds integer[], blockeds integer[])
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM ticketing_finalize_for_read(p_now, p_event);
+    RETURN QUERY
+    SELECT e.next_seq - 1,
+           COALESCE((SELECT array_agg(s.status ORDER BY s.idx) FROM seats s WHERE s.event_id = e.id), '{}'),
+           COALESCE((SELECT array_agg(p.pool_id ORDER BY p.idx) FROM pools p WHERE p.event_id = e.id), '{}'),
+           COALESCE((SELECT array_agg(p.capacity ORDER BY p.idx) FROM pools p WHERE p.event_id = e.id), '{}'),
+           COALESCE((SELECT array_agg(p.held ORDER BY p.idx) FROM pools p WHERE p.event_id = e.id), '{}'),
+           COALESCE((SELECT array_agg(p.sold ORDER BY p.idx) FROM pools p WHERE p.event_id = e.id), '{}'),
+           COALESCE((SELECT array_agg(p.blocked ORDER BY p.idx) FROM pools p WHERE p.event_id = e.id), '{}')
+    FROM events e WHERE e.id = p_event;
+END
+$$;

@@ -5,8 +5,7 @@
 //!
 //! **Status: in progress.** [`PgStore`] implements every
 //! [`InventoryStore`](ticketing_core::InventoryStore) operation, each one statement (a plpgsql
-//! function installed by the migrations; `availability` takes two when lapsed holds must be
-//! finalized first), and passes the whole conformance kit against a real server
+//! function installed by the migrations), and passes the whole conformance kit against a real server
 //! (`tests/conformance.rs`). `reserve_batch` is one round trip (every event of the batch locked
 //! in id order first); serialization failures and deadlocks are retried a bounded number of
 //! times; `statement_cache(false)` suits PgBouncer's transaction mode; the kit also passes
@@ -20,6 +19,15 @@
 //! remove a queue behind which an identical one stands. The lever for a hot event is
 //! batching: `reserve_batch` and [`ticketing_core::Coalescing`] put many reservations under
 //! one lock, one round trip and one WAL flush.
+//!
+//! **How a batch runs.** On a batch of one event (what `Coalescing` sends), consecutive
+//! requests for named seats and GA units are decided one after the other against the
+//! event's state read once (seats, pools, holders' counts), each accepted request's items
+//! counted as taken for the next; then all accepted reservations, seats, pools and changes
+//! are written with one statement per table (`ticketing_reserve_run`, migration 0006). A
+//! request for best available or with a client reservation id runs on its own, after the
+//! requests before it are written. The model check compares `reserve_batch` with the
+//! reference model making the same requests one after the other.
 //!
 //! ## Design (what is built and what comes next)
 //!

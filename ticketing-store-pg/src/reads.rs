@@ -11,33 +11,17 @@ use crate::{PgStore, from_db};
 
 impl PgStore {
     /// The event's seats (layout order), pools and the sequence number of its last change,
-    /// read in one statement (one snapshot).
+    /// read in one statement (one snapshot), in one round trip.
     ///
     /// Errors: `not_found`, `backend`.
     pub async fn availability(&self, event: &EventId) -> Result<Availability> {
-        // Lapsed holds are free: finalize them first, so the snapshot and the log agree.
-        sqlx::query("SELECT ticketing_finalize_for_read($1, $2)")
-            .bind(self.now_param())
-            .bind(event.as_str())
-            .execute(self.pool())
-            .await
-            .map_err(backend("availability"))?;
+        // One round trip: the function finalizes lapsed holds first (lapsed holds are free,
+        // and the snapshot and the log must agree), then reads everything in one statement.
         let row = sqlx::query(
-            "SELECT e.next_seq - 1 AS seq,
-                    COALESCE((SELECT array_agg(s.status ORDER BY s.idx) FROM seats s
-                              WHERE s.event_id = e.id), '{}') AS seats,
-                    COALESCE((SELECT array_agg(p.pool_id ORDER BY p.idx) FROM pools p
-                              WHERE p.event_id = e.id), '{}') AS pool_ids,
-                    COALESCE((SELECT array_agg(p.capacity ORDER BY p.idx) FROM pools p
-                              WHERE p.event_id = e.id), '{}') AS capacities,
-                    COALESCE((SELECT array_agg(p.held ORDER BY p.idx) FROM pools p
-                              WHERE p.event_id = e.id), '{}') AS helds,
-                    COALESCE((SELECT array_agg(p.sold ORDER BY p.idx) FROM pools p
-                              WHERE p.event_id = e.id), '{}') AS solds,
-                    COALESCE((SELECT array_agg(p.blocked ORDER BY p.idx) FROM pools p
-                              WHERE p.event_id = e.id), '{}') AS blockeds
-             FROM events e WHERE e.id = $1",
+            "SELECT seq, seats, pool_ids, capacities, helds, solds, blockeds
+             FROM ticketing_availability($1, $2)",
         )
+        .bind(self.now_param())
         .bind(event.as_str())
         .fetch_optional(self.pool())
         .await
