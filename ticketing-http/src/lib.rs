@@ -81,6 +81,8 @@ mod problem;
 mod sse;
 mod state;
 mod sweeper;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod wire;
 
 use std::sync::Arc;
