@@ -70,6 +70,7 @@
 
 mod domain;
 mod error;
+mod error_document;
 mod id;
 mod memory;
 mod store;

@@ -6,26 +6,9 @@
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use ticketing_core::{
-    ConflictReason, Entity, Error, HolderLimit, PoolId, ReservationStatus, Result, SeatId,
-    Timestamp,
-};
+use ticketing_core::{Error, Result};
 
 use crate::error::RedisFailure;
-
-/// The request fields an `invalid_request` from a script may name (the core's names).
-const FIELDS: &[&str] = &["ttl_seconds", "seat_ids", "ga", "to"];
-
-/// The fields an `idempotency_mismatch` may name.
-const MISMATCH_FIELDS: &[&str] = &[
-    "holder",
-    "seat_ids",
-    "ga",
-    "best_available",
-    "ttl_seconds",
-    "reservation_id",
-    "payment_id",
-];
 
 /// Parses a script's answer text.
 pub(crate) fn parse(operation: &'static str, text: &str) -> Result<Value> {
@@ -59,110 +42,24 @@ pub(crate) fn empty_objects_as_arrays(value: &mut Value) {
 }
 
 fn to_error(operation: &'static str, error: &Value) -> Error {
-    let text = |key: &str| error.get(key).and_then(Value::as_str).unwrap_or_default();
-    let number = |key: &str| error.get(key).and_then(Value::as_u64);
-    let time = |key: &str| number(key).map(Timestamp::from_millis);
-    let u32_of = |key: &str| {
-        number(key)
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(u32::MAX)
-    };
-    match text("code") {
-        "invalid_request" => Error::InvalidRequest {
-            field: FIELDS
-                .iter()
-                .copied()
-                .find(|field| *field == text("field"))
-                .unwrap_or("request"),
-            reason: text("reason").to_owned(),
-        },
-        "not_found" => {
-            let entity = match text("entity") {
-                "event" => Entity::Event,
-                "seat" => Entity::Seat,
-                "pool" => Entity::Pool,
-                "reservation" => Entity::Reservation,
-                "order" => Entity::Order,
-                _ => Entity::Ticket,
-            };
-            Error::not_found(entity, text("id"))
-        }
-        "idempotency_mismatch" => Error::IdempotencyMismatch {
-            field: MISMATCH_FIELDS
-                .iter()
-                .copied()
-                .find(|field| *field == text("field"))
-                .unwrap_or("request"),
-        },
-        "invalid_token" => Error::InvalidToken,
-        "not_on_sale" => Error::NotOnSale {
-            opens_at: time("opens_at"),
-            closed_at: time("closed_at"),
-        },
-        "reservation_expired" => Error::ReservationExpired {
-            expired_at: time("expired_at").unwrap_or(Timestamp::EPOCH),
-        },
-        "reservation_not_active" => Error::ReservationNotActive {
-            status: match text("status") {
-                "committed" => ReservationStatus::Committed,
-                "cancelled" => ReservationStatus::Cancelled,
-                "expired" => ReservationStatus::Expired,
-                _ => ReservationStatus::Active,
-            },
-        },
-        "limit_exceeded" => Error::LimitExceeded {
-            limit: if text("limit") == "reservations" {
-                HolderLimit::Reservations
-            } else {
-                HolderLimit::Seats
-            },
-            max: u32_of("max"),
-        },
-        "seat_unavailable" => Error::SeatUnavailable {
-            seats: error
-                .get("seats")
-                .and_then(Value::as_array)
-                .map(|seats| {
-                    seats
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .filter_map(|seat| SeatId::new(seat).ok())
-                        .collect()
-                })
-                .unwrap_or_default(),
-        },
-        "sold_out" => Error::SoldOut {
-            pool: error
-                .get("pool")
-                .and_then(Value::as_str)
-                .and_then(|pool| PoolId::new(pool).ok()),
-            remaining: u32_of("remaining"),
-        },
-        "conflict" => Error::Conflict {
-            reason: match text("reason") {
-                "event_exists" => ConflictReason::EventExists,
-                "ticket_checked_in" => ConflictReason::TicketCheckedIn,
-                "ticket_refunded" => ConflictReason::TicketRefunded,
-                _ => ConflictReason::CapacityBelowUsage {
-                    used: u32_of("used"),
-                },
-            },
-        },
-        "changes_pruned" => Error::ChangesPruned {
-            first_retained: number("first_retained").unwrap_or(0),
-        },
-        "tag_collision" => Error::backend(
+    if error.get("code").and_then(Value::as_str) == Some("tag_collision") {
+        let other = error.get("id").and_then(Value::as_str).unwrap_or_default();
+        return Error::backend(
             "redis",
             RedisFailure::new(
                 operation,
                 format!(
-                    "the event id shares its 80-bit key tag with event '{}'; choose another id",
-                    text("id")
+                    "the event id shares its 80-bit key tag with event '{other}'; choose another id"
                 ),
             ),
-        ),
-        other => malformed(operation, &format!("unknown error code {other:?}")),
+        );
     }
+    Error::from_document(error).unwrap_or_else(|| {
+        malformed(
+            operation,
+            &format!("unknown error code {:?}", error.get("code")),
+        )
+    })
 }
 
 /// An answer this version cannot read: a `backend` error.
@@ -180,6 +77,7 @@ pub(crate) fn malformed(operation: &'static str, what: &str) -> Error {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use ticketing_core::PoolId;
 
     #[test]
     fn empty_tables_read_as_empty_lists_and_errors_keep_their_data() {
