@@ -555,6 +555,23 @@ pub struct Availability {
     pub pools: Vec<PoolAvailability>,
 }
 
+impl Availability {
+    /// What is free to sell: seats available plus GA units available.
+    pub fn free_units(&self) -> u64 {
+        let seats = self
+            .seats
+            .iter()
+            .filter(|status| **status == SeatStatus::Available)
+            .count() as u64;
+        let units: u64 = self
+            .pools
+            .iter()
+            .map(|pool| u64::from(pool.available))
+            .sum();
+        seats + units
+    }
+}
+
 /// One entry of an event's change log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {

@@ -34,6 +34,10 @@ pub enum Entity {
     Order,
     /// A ticket (by id or by code).
     Ticket,
+    /// An event's waiting room (the event is not gated).
+    Room,
+    /// A waiting-room ticket.
+    QueueTicket,
 }
 
 impl fmt::Display for Entity {
@@ -45,6 +49,8 @@ impl fmt::Display for Entity {
             Entity::Reservation => "reservation",
             Entity::Order => "order",
             Entity::Ticket => "ticket",
+            Entity::Room => "room",
+            Entity::QueueTicket => "queue_ticket",
         })
     }
 }

@@ -18,6 +18,10 @@ const FIELDS: &[&str] = &[
     "ticket_ids",
     "capacity",
     "limit",
+    "admit_per_second",
+    "active_max",
+    "pass_ttl_seconds",
+    "seats_per_buyer",
 ];
 
 /// The fields an `idempotency_mismatch` document may name.
@@ -66,6 +70,8 @@ impl Error {
                     "pool" => Entity::Pool,
                     "reservation" => Entity::Reservation,
                     "order" => Entity::Order,
+                    "room" => Entity::Room,
+                    "queue_ticket" => Entity::QueueTicket,
                     _ => Entity::Ticket,
                 };
                 Error::not_found(entity, text("id"))

@@ -165,12 +165,17 @@ string_id!(
     /// The unguessable code printed on a ticket and scanned at the gate.
     TicketCode, "code"
 );
+string_id!(
+    /// A visitor's place in a waiting room, made by the room: what the visitor polls with.
+    QueueTicketId, "ticket"
+);
 
 /// Prefixes of the ids a store makes, so a person reading a log knows what an id names.
 pub(crate) mod prefix {
     pub(crate) const RESERVATION: &str = "rsv_";
     pub(crate) const ORDER: &str = "ord_";
     pub(crate) const TICKET: &str = "tkt_";
+    pub(crate) const QUEUE_TICKET: &str = "q_";
 }
 
 fn generated(prefix: &str, at: crate::time::Timestamp) -> SharedStr {
@@ -212,6 +217,13 @@ impl TicketId {
     /// A fresh ticket id made at `at` (`tkt_` and a ULID).
     pub fn generate(at: crate::time::Timestamp) -> Self {
         Self(generated(prefix::TICKET, at))
+    }
+}
+
+impl QueueTicketId {
+    /// A fresh queue ticket id made at `at` (`q_` and a ULID: 80 random bits, unguessable).
+    pub fn generate(at: crate::time::Timestamp) -> Self {
+        Self(generated(prefix::QUEUE_TICKET, at))
     }
 }
 

@@ -8,6 +8,8 @@
 //!   backend (in-memory here; PostgreSQL and Redis in their own crates).
 //! - [`MemoryStore`]: the embedded default, with fine-grained locking so buyers of
 //!   different seats of one event do not wait for each other.
+//! - [`WaitingRoom`]: fair admission to a hot on-sale ([`MemoryWaitingRoom`] here), with
+//!   signed admission passes ([`PassKey`]).
 //! - [`Error`]: one error type with a stable [`Error::code`] per variant.
 //! - [`validate`]: every bound, checked once before any backend runs.
 //!
@@ -73,6 +75,7 @@ mod error;
 mod error_document;
 mod id;
 mod memory;
+pub mod room;
 mod store;
 mod sync;
 mod time;
@@ -93,6 +96,10 @@ pub use domain::*;
 pub use error::{ConflictReason, Entity, Error, HolderLimit, Result};
 pub use id::*;
 pub use memory::{MemoryStore, MemoryStoreConfig};
+pub use room::{
+    AdmitStep, MemoryWaitingRoom, Pass, PassError, PassKey, QueueState, QueueStatus, QueueTicket,
+    RoomSettings, RoomStats, WaitingRoom,
+};
 pub use store::InventoryStore;
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use token::ReservationToken;

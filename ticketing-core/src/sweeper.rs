@@ -1,4 +1,5 @@
-//! The expiry sweeper: runs [`InventoryStore::expire_due`] on a tokio runtime.
+//! The sweepers: [`spawn_sweeper`] runs [`InventoryStore::expire_due`], and
+//! [`spawn_room_sweeper`] the waiting rooms' admission steps, on a tokio runtime.
 //!
 //! Expiry is lazy (a lapsed hold's items are free at once), so the sweeper only keeps the
 //! change log and reservation statuses current; running it late or on several instances at
@@ -10,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::room::WaitingRoom;
 use crate::store::InventoryStore;
 
 /// How the sweeper runs.
@@ -45,11 +47,12 @@ impl SweeperConfig {
     }
 }
 
-/// A running sweeper; [`Sweeper::stop`] ends it after the current step.
+/// A running sweeper; [`Sweeper::stop`] ends it after the current step and returns what it
+/// did (`S`: [`SweeperStats`] for the expiry sweeper, [`RoomSweeperStats`] for rooms).
 #[derive(Debug)]
-pub struct Sweeper {
+pub struct Sweeper<S = SweeperStats> {
     stop: watch::Sender<bool>,
-    task: JoinHandle<SweeperStats>,
+    task: JoinHandle<S>,
 }
 
 /// What a sweeper did over its life.
@@ -61,9 +64,9 @@ pub struct SweeperStats {
     pub errors: u64,
 }
 
-impl Sweeper {
+impl<S: Default> Sweeper<S> {
     /// Stops the sweeper and waits for it; returns what it did.
-    pub async fn stop(self) -> SweeperStats {
+    pub async fn stop(self) -> S {
         let _ = self.stop.send(true);
         self.task.await.unwrap_or_default()
     }
@@ -95,6 +98,65 @@ pub fn spawn_sweeper(store: Arc<dyn InventoryStore>, config: SweeperConfig) -> S
             tokio::select! {
                 _ = tokio::time::sleep(config.interval) => {}
                 _ = stopped.changed() => break,
+            }
+        }
+        stats
+    });
+    Sweeper { stop, task }
+}
+
+/// What a room sweeper did over its life.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoomSweeperStats {
+    /// Admission steps run.
+    pub steps: u64,
+    /// Visitors admitted.
+    pub admitted: u64,
+    /// Passes lapsed.
+    pub lapsed: u64,
+    /// Steps that failed (backend errors, or a room whose event the store does not know;
+    /// the sweeper keeps going).
+    pub errors: u64,
+}
+
+/// Spawns the admission step of every room of `rooms`, every `interval`, on the current
+/// tokio runtime: each step reads the event's free inventory from `store` (seats available
+/// plus pool units available) and passes it to [`WaitingRoom::admit`]. Safe to run on
+/// several instances at once: each step is atomic and the rate is kept by the room's own
+/// clock, so more steppers only mean finer steps.
+pub fn spawn_room_sweeper(
+    rooms: Arc<dyn WaitingRoom>,
+    store: Arc<dyn InventoryStore>,
+    interval: Duration,
+) -> Sweeper<RoomSweeperStats> {
+    let (stop, mut stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        let mut stats = RoomSweeperStats::default();
+        loop {
+            let events = rooms.rooms().await.unwrap_or_else(|_| {
+                stats.errors += 1;
+                Vec::new()
+            });
+            for event in events {
+                let step = match store.availability(&event).await {
+                    Ok(availability) => rooms.admit(&event, availability.free_units()).await,
+                    Err(error) => Err(error),
+                };
+                match step {
+                    Ok(step) => {
+                        stats.steps += 1;
+                        stats.admitted += u64::from(step.admitted);
+                        stats.lapsed += u64::from(step.lapsed);
+                    }
+                    Err(_) => stats.errors += 1,
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stopped.changed() => break,
+            }
+            if *stopped.borrow() {
+                break;
             }
         }
         stats

@@ -15,6 +15,7 @@
 //!   compared with the model's and the invariants checked after every step.
 //! - [`stress`]: many tasks on hot seats, then invariants and a log replay.
 //! - [`invariants`]: the checks, and the log replay.
+//! - [`room`]: the waiting room's conformance suite.
 // Test support: panics are the failure reports, and the model takes arguments by value as
 // the trait does.
 #![allow(
@@ -35,6 +36,7 @@ pub mod fuzz;
 pub mod invariants;
 pub mod model;
 pub mod model_check;
+pub mod room;
 pub mod scenarios;
 pub mod stress;
 
