@@ -504,3 +504,95 @@ macro_rules! room_conformance_suite {
         )*
     };
 }
+
+/// Throughput of a room backend: what [`bench_room`] measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RoomFigures {
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Joins per second (every visitor new).
+    pub joins_per_second: f64,
+    /// Status polls per second.
+    pub polls_per_second: f64,
+    /// Median and 99th percentile latency of a join, in microseconds.
+    pub join_p50_us: u64,
+    /// 99th percentile join latency, in microseconds.
+    pub join_p99_us: u64,
+    /// Median status poll latency, in microseconds.
+    pub poll_p50_us: u64,
+    /// 99th percentile status poll latency, in microseconds.
+    pub poll_p99_us: u64,
+}
+
+/// Measures joins/s and status polls/s on `event` (configured here with a cap so nobody is
+/// admitted): `clients` tasks join `visitors` new visitors between them, then poll their
+/// tickets `polls` times in all. A benchmark helper for the backends' bench programs, not a
+/// test: it asserts only that every call succeeded.
+pub async fn bench_room(
+    rooms: Arc<dyn WaitingRoom>,
+    event: &EventId,
+    clients: usize,
+    visitors: usize,
+    polls: usize,
+) -> RoomFigures {
+    rooms
+        .configure(event, RoomSettings::cap(1))
+        .await
+        .expect("configure the bench room");
+    let clients = clients.max(1);
+    let run = |phase: &'static str, per_client: usize, tickets: Arc<Vec<QueueTicketId>>| {
+        let mut tasks = Vec::new();
+        for client in 0..clients {
+            let rooms = rooms.clone();
+            let event = event.clone();
+            let tickets = tickets.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(per_client);
+                let mut joined = Vec::new();
+                for n in 0..per_client {
+                    let started = std::time::Instant::now();
+                    if phase == "join" {
+                        let visitor =
+                            HolderId::new(format!("bench-{client}-{n}")).expect("a visitor id");
+                        joined.push(rooms.join(&event, &visitor).await.expect("join").id);
+                    } else {
+                        let ticket = &tickets[(client * per_client + n) % tickets.len()];
+                        rooms.status(ticket).await.expect("status");
+                    }
+                    latencies.push(started.elapsed().as_micros() as u64);
+                }
+                (latencies, joined)
+            }));
+        }
+        tasks
+    };
+    let percentile = |sorted: &[u64], p: f64| -> u64 {
+        sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+    };
+    let started = std::time::Instant::now();
+    let mut join_latencies = Vec::new();
+    let mut tickets = Vec::new();
+    for task in run("join", visitors.div_ceil(clients), Arc::new(Vec::new())) {
+        let (latencies, joined) = task.await.expect("a join task");
+        join_latencies.extend(latencies);
+        tickets.extend(joined);
+    }
+    let join_seconds = started.elapsed().as_secs_f64();
+    let started = std::time::Instant::now();
+    let mut poll_latencies = Vec::new();
+    for task in run("poll", polls.div_ceil(clients), Arc::new(tickets)) {
+        poll_latencies.extend(task.await.expect("a poll task").0);
+    }
+    let poll_seconds = started.elapsed().as_secs_f64();
+    join_latencies.sort_unstable();
+    poll_latencies.sort_unstable();
+    RoomFigures {
+        clients,
+        joins_per_second: join_latencies.len() as f64 / join_seconds,
+        polls_per_second: poll_latencies.len() as f64 / poll_seconds,
+        join_p50_us: percentile(&join_latencies, 0.5),
+        join_p99_us: percentile(&join_latencies, 0.99),
+        poll_p50_us: percentile(&poll_latencies, 0.5),
+        poll_p99_us: percentile(&poll_latencies, 0.99),
+    }
+}
