@@ -13,6 +13,11 @@
 //! private server with SIGKILL mid-run and finds every acknowledged commit after restart.
 //! `examples/pg_bench.rs` measures it against pgbench (BENCHMARKS.md).
 //!
+//! **Waiting rooms.** [`PgWaitingRoom`] ([`PgStore::waiting_room`]) implements
+//! [`WaitingRoom`](ticketing_core::WaitingRoom) in the same schema, each call one round trip,
+//! and passes the room conformance kit (`tests/room_conformance.rs`); positions are exact
+//! without counting the queue (migration 0007), `examples/pg_room_bench.rs` measures it.
+//!
 //! **Why GA pools are not striped.** Striping a pool's counter over several rows removes a
 //! queue on one row. Here every change of an event also takes the event's row — the change
 //! log's gap-free sequence needs one writer per event at a time — so a striped pool would
@@ -70,6 +75,7 @@ mod error;
 mod events;
 mod reads;
 mod reservations;
+mod room;
 mod store;
 mod tickets;
 mod wire;
@@ -86,6 +92,7 @@ use ticketing_core::{Clock, Error, Result, Timestamp};
 
 pub use error::PgFailure;
 use error::backend;
+pub use room::PgWaitingRoom;
 
 /// The longest schema name PostgreSQL keeps (NAMEDATALEN - 1).
 const SCHEMA_LENGTH_MAX: usize = 63;

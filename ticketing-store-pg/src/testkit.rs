@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use ticketing_core::ManualClock;
 use ticketing_core::testkit::TestStore;
+use ticketing_core::testkit::room::TestRoom;
 
 use crate::{PgStore, PgStoreConfig};
 
@@ -63,6 +64,19 @@ pub async fn pg_store_for_test() -> TestStore {
     let store = connect_for_test(fresh_config().clock(Arc::new(clock.clone()))).await;
     TestStore {
         store: Arc::new(store),
+        clock,
+    }
+}
+
+/// Fresh waiting rooms in a schema of their own, on a [`ManualClock`] that only the test
+/// moves: the factory of `ticketing_core::room_conformance_suite!`.
+///
+/// Panics, saying what to do, when the server is unreachable.
+pub async fn pg_room_for_test() -> TestRoom {
+    let clock = ManualClock::default();
+    let store = connect_for_test(fresh_config().clock(Arc::new(clock.clone()))).await;
+    TestRoom {
+        rooms: Arc::new(store.waiting_room()),
         clock,
     }
 }

@@ -9,6 +9,10 @@
 //! `ticketing_core::Coalescing` too, and its stress run against a real
 //! three-primary cluster (`tests/cluster.rs`).
 //!
+//! [`RedisWaitingRoom`] implements [`WaitingRoom`](ticketing_core::WaitingRoom) beside the
+//! inventory, each call one script on the event's slot, and passes the waiting room's
+//! conformance suite (`tests/room_conformance.rs`); [`room`] describes its keys.
+//!
 //! ```no_run
 //! # async fn demo() -> ticketing_core::Result<()> {
 //! use ticketing_store_redis::{RedisStore, RedisStoreConfig};
@@ -30,6 +34,7 @@ mod events;
 mod keys;
 mod reads;
 mod reservations;
+pub mod room;
 mod store;
 mod tickets;
 mod wire;
@@ -49,6 +54,7 @@ use connection::{Connection, SCRIPTS};
 pub use error::RedisFailure;
 use error::backend;
 use keys::Keys;
+pub use room::RedisWaitingRoom;
 
 /// Where the store's servers are.
 #[derive(Debug, Clone)]

@@ -9,6 +9,9 @@
 //! ticketing_core::conformance_suite!(ticketing_store_redis::testkit::redis_store_for_test);
 //! ```
 //!
+//! [`redis_room_for_test`] is the same for the waiting room's
+//! `ticketing_core::room_conformance_suite!`.
+//!
 //! Each store lives under a key prefix of its own (`ttest:` and 16 random hex digits), so
 //! tests run in parallel on one server. A test fails, never skips, when the server is
 //! unreachable.
@@ -19,8 +22,9 @@ use std::sync::Arc;
 
 use ticketing_core::ManualClock;
 use ticketing_core::testkit::TestStore;
+use ticketing_core::testkit::room::TestRoom;
 
-use crate::{RedisStore, RedisStoreConfig};
+use crate::{RedisStore, RedisStoreConfig, RedisWaitingRoom};
 
 /// The server tests use when `REDIS_URL` is unset: the local one, as `scripts/test` starts it.
 pub const REDIS_URL_DEFAULT: &str = "redis://127.0.0.1:6379";
@@ -65,6 +69,26 @@ pub async fn redis_store_for_test() -> TestStore {
     let store = connect_for_test(fresh_config().clock(Arc::new(clock.clone()))).await;
     TestStore {
         store: Arc::new(store),
+        clock,
+    }
+}
+
+/// Fresh waiting rooms under a prefix of their own, on a [`ManualClock`] that only the test
+/// moves: the factory of `ticketing_core::room_conformance_suite!`.
+///
+/// Panics, saying what to do, when the server is unreachable.
+pub async fn redis_room_for_test() -> TestRoom {
+    let clock = ManualClock::default();
+    let store = connect_for_test(fresh_config().clock(Arc::new(clock.clone()))).await;
+    let rooms = RedisWaitingRoom::new(&store);
+    if let Err(error) = rooms.load_scripts().await {
+        panic!(
+            "Redis at {} cannot load the room scripts: {error}",
+            redis_url()
+        );
+    }
+    TestRoom {
+        rooms: Arc::new(rooms),
         clock,
     }
 }
