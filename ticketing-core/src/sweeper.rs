@@ -11,7 +11,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::room::WaitingRoom;
+use crate::id::EventId;
+use crate::room::{AdmitStep, WaitingRoom};
 use crate::store::InventoryStore;
 
 /// How the sweeper runs.
@@ -121,13 +122,14 @@ pub struct RoomSweeperStats {
 
 /// Spawns the admission step of every room of `rooms`, every `interval`, on the current
 /// tokio runtime: each step reads the event's free inventory from `store` (seats available
-/// plus pool units available) and passes it to [`WaitingRoom::admit`]. Safe to run on
-/// several instances at once: each step is atomic and the rate is kept by the room's own
-/// clock, so more steppers only mean finer steps.
+/// plus pool units available) and passes it to [`WaitingRoom::admit`]; `observe` sees each
+/// step's outcome (metrics). Safe to run on several instances at once: each step is atomic
+/// and the rate is kept by the room's own clock, so more steppers only mean finer steps.
 pub fn spawn_room_sweeper(
     rooms: Arc<dyn WaitingRoom>,
     store: Arc<dyn InventoryStore>,
     interval: Duration,
+    observe: impl Fn(&EventId, &AdmitStep) + Send + 'static,
 ) -> Sweeper<RoomSweeperStats> {
     let (stop, mut stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
@@ -144,6 +146,7 @@ pub fn spawn_room_sweeper(
                 };
                 match step {
                     Ok(step) => {
+                        observe(&event, &step);
                         stats.steps += 1;
                         stats.admitted += u64::from(step.admitted);
                         stats.lapsed += u64::from(step.lapsed);

@@ -116,6 +116,9 @@ pub struct HttpConfig {
     pub sse_streams_max: usize,
     /// Where request, reservation and sweeper metrics are recorded.
     pub metrics: Metrics,
+    /// Waiting rooms: queue routes, and the admission pass reserve needs on gated events;
+    /// `None`: the queue routes answer 404 `rooms_disabled` and no event is gated.
+    pub waiting_room: Option<crate::queue::WaitingRoomConfig>,
 }
 
 impl Default for HttpConfig {
@@ -136,6 +139,7 @@ impl Default for HttpConfig {
             sse_poll_interval: Duration::from_millis(250),
             sse_streams_max: 10_000,
             metrics: Metrics::new(),
+            waiting_room: None,
         }
     }
 }
@@ -156,6 +160,12 @@ impl fmt::Debug for HttpConfig {
 }
 
 impl HttpConfig {
+    /// Serves waiting rooms (see [`crate::WaitingRoomConfig::new`]).
+    pub fn waiting_room(mut self, rooms: crate::queue::WaitingRoomConfig) -> Self {
+        self.waiting_room = Some(rooms);
+        self
+    }
+
     /// Verifies bearer JWTs with `jwt`; the holder is their `sub`.
     pub fn jwt(mut self, jwt: JwtConfig) -> Self {
         self.jwt = Some(jwt);

@@ -85,7 +85,10 @@ async fn notify_reservation(state: &AppState, reservation: &ReservationId) {
     }
 }
 
-fn holder_for(jwt: Option<HolderId>, user_id: Option<&str>) -> Result<HolderId, ApiError> {
+pub(crate) fn holder_for(
+    jwt: Option<HolderId>,
+    user_id: Option<&str>,
+) -> Result<HolderId, ApiError> {
     match (jwt, user_id) {
         (Some(holder), Some(user)) if holder.as_str() != user => Err(ApiError::invalid(
             "user_id",
@@ -131,12 +134,14 @@ fn reserve_request(
     params(
         ("id" = String, Path, description = "The event"),
         ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for the same key and body"),
+        ("Admission-Pass" = Option<String>, Header, description = "The waiting room's pass, required while the event is gated"),
     ),
     request_body = ReserveBody,
     responses(
         (status = 201, description = "Held; the token is returned only here", body = ReservationView),
         (status = 400, description = "Invalid request", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "JWT missing or invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Gated event: admission pass missing (pass_required), forged or for someone else (invalid_pass), or lapsed (pass_expired)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown event, seat or pool", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "seat_unavailable, sold_out, limit_exceeded, not_on_sale, or a duplicate in flight", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
@@ -167,6 +172,7 @@ async fn reserve_inner(
     if let Some(limiter) = &state.holder_limiter {
         limiter.check(&holder, "holder")?;
     }
+    crate::queue::check_pass(state, &event, &holder, headers).await?;
     let request = reserve_request(event, holder, &body)?;
     let guard = match idempotency_header(headers)? {
         Some(key) => {

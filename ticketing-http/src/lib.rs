@@ -39,6 +39,9 @@
 //! | `POST /v1/orders/{id}/refund` | refund (admin) | 200 |
 //! | `POST /v1/tickets/{id}/transfer` | transfer a ticket | 200 |
 //! | `POST /v1/tickets/check-in` | gate scan, once | 200 |
+//! | `POST /v1/events/{id}/queue` | join the waiting room (or get one's place back) | 200 |
+//! | `GET /v1/events/{id}/queue`, `PUT` (admin) | a room's settings and counts; gate an event | 200 |
+//! | `GET /v1/queue/{ticket}`, `DELETE` | position and wait, or the admission pass; leave | 200 / 204 |
 //! | `GET /healthz`, `/readyz`, `/metrics`, `/openapi.json` | operations | 200 |
 //!
 //! ## Status codes
@@ -59,6 +62,15 @@
 //! reservation token, returned once at creation, goes back in the `Reservation-Token`
 //! header on commit, extend and cancel. Admin routes need the `X-Admin-Key` header.
 //!
+//! ## Waiting rooms
+//!
+//! With [`HttpConfig::waiting_room`], an event gated by a room (configured with `PUT
+//! /v1/events/{id}/queue`) takes reservations only from holders presenting an admission
+//! pass in the `Admission-Pass` header: the pass the visitor's ticket poll returns once
+//! admitted, signed for that visitor and event. A missing, forged, moved or lapsed pass is
+//! 403 (`pass_required`, `invalid_pass`, `pass_expired`) and changes nothing. Run
+//! [`spawn_room_sweeper`] to admit visitors.
+//!
 //! ## Idempotency
 //!
 //! Commit needs an `Idempotency-Key` header (or the seeds' `idempotency_key` field; both
@@ -78,6 +90,7 @@ mod idempotency;
 mod metrics;
 mod openapi;
 mod problem;
+mod queue;
 mod sse;
 mod state;
 mod sweeper;
@@ -112,7 +125,8 @@ pub use extract::{ADMIN_KEY, IDEMPOTENCY_KEY, RESERVATION_TOKEN};
 pub use metrics::Metrics;
 pub use openapi::{ApiDoc, openapi};
 pub use problem::{ApiError, PROBLEM_JSON, status_of};
-pub use sweeper::{Sweeper, spawn_sweeper};
+pub use queue::{ADMISSION_PASS, JoinBody, QueueView, RoomView, WaitingRoomConfig};
+pub use sweeper::{Sweeper, spawn_room_sweeper, spawn_sweeper};
 
 use handlers::Shared;
 use state::AppState;
@@ -180,6 +194,11 @@ fn table() -> Vec<(Method, &'static str, MethodRouter<Shared>)> {
             "/v1/tickets/check-in",
             post(handlers::check_in),
         ),
+        (Method::POST, "/v1/events/{id}/queue", post(queue::join)),
+        (Method::GET, "/v1/events/{id}/queue", get(queue::room)),
+        (Method::PUT, "/v1/events/{id}/queue", put(queue::configure)),
+        (Method::GET, "/v1/queue/{ticket}", get(queue::status)),
+        (Method::DELETE, "/v1/queue/{ticket}", delete(queue::leave)),
         (Method::GET, "/healthz", get(events::healthz)),
         (Method::GET, "/readyz", get(events::readyz)),
         (Method::GET, "/metrics", get(events::metrics)),

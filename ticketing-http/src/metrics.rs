@@ -34,6 +34,11 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    event: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CodeLabels {
     code: &'static str,
 }
@@ -52,6 +57,11 @@ struct Inner {
     conflicts: Counter,
     sweeper_lag_seconds: Gauge<f64, AtomicU64>,
     sweeper_last_success_millis: AtomicU64,
+    queue_joins: Counter,
+    queue_admitted: Family<EventLabels, Counter>,
+    queue_waiting: Family<EventLabels, Gauge>,
+    queue_active: Family<EventLabels, Gauge>,
+    queue_wait_seconds: Family<EventLabels, Gauge>,
 }
 
 /// The metrics a router records; cheap to clone (shared).
@@ -64,6 +74,10 @@ struct Inner {
 /// | `ticketing_errors_total{code}` | store errors by stable code |
 /// | `ticketing_conflicts_total` | reservations refused for seats or units taken |
 /// | `ticketing_sweeper_lag_seconds` | time since the expiry sweeper last succeeded |
+/// | `ticketing_queue_joins_total` | waiting room joins |
+/// | `ticketing_queue_admitted_total{event}` | visitors admitted (the admission rate) |
+/// | `ticketing_queue_waiting{event}`, `ticketing_queue_active{event}` | queue depth, live passes |
+/// | `ticketing_queue_wait_seconds{event}` | estimated wait at the back of the queue |
 #[derive(Clone)]
 pub struct Metrics {
     inner: Arc<Inner>,
@@ -121,8 +135,43 @@ impl Metrics {
             "Seconds since the expiry sweeper last succeeded (0 before its first run)",
             sweeper_lag_seconds.clone(),
         );
+        let queue_joins = Counter::default();
+        let queue_admitted = Family::<EventLabels, Counter>::default();
+        let queue_waiting = Family::<EventLabels, Gauge>::default();
+        let queue_active = Family::<EventLabels, Gauge>::default();
+        let queue_wait_seconds = Family::<EventLabels, Gauge>::default();
+        registry.register(
+            "ticketing_queue_joins",
+            "Waiting room joins",
+            queue_joins.clone(),
+        );
+        registry.register(
+            "ticketing_queue_admitted",
+            "Visitors admitted from a waiting room",
+            queue_admitted.clone(),
+        );
+        registry.register(
+            "ticketing_queue_waiting",
+            "Visitors waiting in a room (its depth)",
+            queue_waiting.clone(),
+        );
+        registry.register(
+            "ticketing_queue_active",
+            "Live admission passes of a room",
+            queue_active.clone(),
+        );
+        registry.register(
+            "ticketing_queue_wait_seconds",
+            "Estimated wait at the back of a room's queue, at the rate measured since it opened",
+            queue_wait_seconds.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
+                queue_joins,
+                queue_admitted,
+                queue_waiting,
+                queue_active,
+                queue_wait_seconds,
                 registry,
                 requests,
                 latency,
@@ -176,6 +225,46 @@ impl Metrics {
         self.inner
             .sweeper_last_success_millis
             .store(now_millis(), Ordering::Relaxed);
+    }
+
+    /// Counts a waiting room join.
+    pub fn queue_joined(&self) {
+        self.inner.queue_joins.inc();
+    }
+
+    /// Records one admission step of `event`'s room.
+    pub fn room_step(&self, event: &ticketing_core::EventId, step: &ticketing_core::AdmitStep) {
+        let labels = EventLabels {
+            event: event.to_string(),
+        };
+        let stats = &step.stats;
+        let gauge = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        self.inner
+            .queue_admitted
+            .get_or_create(&labels)
+            .inc_by(u64::from(step.admitted));
+        self.inner
+            .queue_waiting
+            .get_or_create(&labels)
+            .set(gauge(stats.waiting));
+        self.inner
+            .queue_active
+            .get_or_create(&labels)
+            .set(gauge(stats.active));
+        // The wait of the last visitor in line at the rate measured since the opening (no
+        // configured rate here: before the first admission there is no estimate, so 0).
+        let now = ticketing_core::Timestamp::from_millis(now_millis());
+        let wait = ticketing_core::room::estimated_wait_seconds(
+            &ticketing_core::RoomSettings::cap(u32::MAX),
+            stats,
+            now,
+            stats.waiting,
+        )
+        .unwrap_or(0);
+        self.inner
+            .queue_wait_seconds
+            .get_or_create(&labels)
+            .set(gauge(wait));
     }
 
     /// The metrics in the OpenMetrics text format.

@@ -52,6 +52,11 @@ impl Modify for Security {
         crate::handlers::refund,
         crate::handlers::transfer,
         crate::handlers::check_in,
+        crate::queue::join,
+        crate::queue::room,
+        crate::queue::configure,
+        crate::queue::status,
+        crate::queue::leave,
         crate::events::healthz,
         crate::events::readyz,
         crate::events::metrics,
@@ -63,7 +68,8 @@ impl Modify for Security {
         wire::RefundView, wire::TransferBody, wire::CheckInBody, wire::SeatBody, wire::PoolBody,
         wire::SaleWindowBody, wire::PolicyBody, wire::CreateEventBody, wire::EventView,
         wire::EventList, wire::SeatMapSeat, wire::PoolStatus, wire::SeatMap, wire::BlockBody,
-        wire::PoolUpdateBody, wire::Health, wire::Problem,
+        wire::PoolUpdateBody, wire::Health, wire::Problem, crate::queue::JoinBody,
+        crate::queue::QueueView, crate::queue::RoomView,
     ))
 )]
 pub struct ApiDoc;

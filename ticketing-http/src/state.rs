@@ -117,6 +117,7 @@ pub(crate) struct AppState {
     pub(crate) seatmaps: Mutex<HashMap<EventId, SeatMapEntry>>,
     pub(crate) sse_permits: Arc<Semaphore>,
     pub(crate) sse_poll_interval: Duration,
+    pub(crate) rooms: Option<crate::queue::Rooms>,
 }
 
 impl AppState {
@@ -139,6 +140,7 @@ impl AppState {
             seatmaps: Mutex::new(HashMap::new()),
             sse_permits: Arc::new(Semaphore::new(config.sse_streams_max)),
             sse_poll_interval: config.sse_poll_interval.max(Duration::from_millis(10)),
+            rooms: config.waiting_room.map(crate::queue::Rooms::new),
         }
     }
 

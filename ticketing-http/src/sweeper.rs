@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
-use ticketing_core::InventoryStore;
-use ticketing_core::sweeper::SweeperConfig;
+use std::time::Duration;
+
+use ticketing_core::sweeper::{RoomSweeperStats, SweeperConfig};
+use ticketing_core::{InventoryStore, WaitingRoom};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -23,6 +25,20 @@ impl Sweeper {
         let _ = self.stop.send(true);
         self.task.await.unwrap_or_default()
     }
+}
+
+/// Spawns the waiting rooms' admission step ([`ticketing_core::sweeper::spawn_room_sweeper`])
+/// every `interval`, recording queue depth, live passes, admissions and the estimated wait
+/// per event in `metrics`.
+pub fn spawn_room_sweeper(
+    rooms: Arc<dyn WaitingRoom>,
+    store: Arc<dyn InventoryStore>,
+    metrics: Metrics,
+    interval: Duration,
+) -> ticketing_core::sweeper::Sweeper<RoomSweeperStats> {
+    ticketing_core::sweeper::spawn_room_sweeper(rooms, store, interval, move |event, step| {
+        metrics.room_step(event, step);
+    })
 }
 
 /// Spawns a sweeper for `store` on the current tokio runtime, recording

@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use http_body_util::BodyExt;
-use serde_json::{Value, json};
+use serde_json::json;
 use support::*;
 use ticketing_core::MemoryStoreConfig;
 use ticketing_http::{HttpConfig, JwtConfig, RateLimit, router};
@@ -563,27 +562,13 @@ async fn request_timeout_answers_503() {
     );
 }
 
-fn jwt(secret: &[u8], sub: &str, exp_offset: i64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let claims = json!({"sub": sub, "exp": now + exp_offset});
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret),
-    )
-    .unwrap()
-}
-
 #[tokio::test]
 async fn jwt_holder_valid_invalid_and_forged() {
     let secret = b"jwt-secret-for-tests";
     let app = app_with(config().jwt(JwtConfig::hs256(secret)));
     let r = &app.router;
     create_event(r).await;
-    let alice = format!("Bearer {}", jwt(secret, "alice@example.com", 600));
+    let alice = format!("Bearer {}", jwt(secret, Some("alice@example.com"), 600));
     let body = json!({"seat_ids": ["A-1"]});
     let held = call(
         r,
@@ -605,7 +590,7 @@ async fn jwt_holder_valid_invalid_and_forged() {
     assert_eq!(missing.header("www-authenticate"), Some("Bearer"));
     let forged = format!(
         "Bearer {}",
-        jwt(b"another-secret", "alice@example.com", 600)
+        jwt(b"another-secret", Some("alice@example.com"), 600)
     );
     let refused = call(
         r,
@@ -616,7 +601,7 @@ async fn jwt_holder_valid_invalid_and_forged() {
     )
     .await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
-    let expired = format!("Bearer {}", jwt(secret, "alice@example.com", -3600));
+    let expired = format!("Bearer {}", jwt(secret, Some("alice@example.com"), -3600));
     assert_eq!(
         call(
             r,
@@ -650,7 +635,7 @@ async fn jwt_holder_valid_invalid_and_forged() {
     .await;
     assert_eq!(spoofed.status, StatusCode::BAD_REQUEST);
     // Another holder cannot read alice's reservation.
-    let bob = format!("Bearer {}", jwt(secret, "bob", 600));
+    let bob = format!("Bearer {}", jwt(secret, Some("bob"), 600));
     let read = call(
         r,
         Method::GET,
@@ -730,157 +715,6 @@ async fn rate_limits_answer_429_with_retry_after() {
             .status,
         StatusCode::CREATED
     );
-}
-
-/// Bad input of every kind: a 4xx problem document, never a 5xx, and the seat map unchanged.
-#[tokio::test]
-async fn bad_input_gets_4xx_and_changes_nothing() {
-    let app = app_with(config().jwt(JwtConfig::hs256(b"k")));
-    let r = &app.router;
-    create_event(r).await;
-    let token = format!("Bearer {}", jwt(b"k", "alice", 600));
-    let auth = [("authorization", token.as_str())];
-    let before = seatmap(r).await;
-    let seats_65: Vec<String> = (0..65).map(|n| format!("S-{n}")).collect();
-    let cases: Vec<(&str, Value, u16)> = vec![
-        ("wrong type", json!({"seat_ids": "A-1"}), 400),
-        (
-            "unknown field",
-            json!({"seat_ids": ["A-1"], "price": 3}),
-            400,
-        ),
-        ("nothing asked", json!({"seat_ids": []}), 400),
-        ("too many seats", json!({"seat_ids": seats_65}), 400),
-        ("duplicate seats", json!({"seat_ids": ["A-1", "A-1"]}), 400),
-        (
-            "zero quantity",
-            json!({"ga": [{"pool": "ga", "quantity": 0}]}),
-            400,
-        ),
-        (
-            "negative quantity",
-            json!({"ga": [{"pool": "ga", "quantity": -1}]}),
-            400,
-        ),
-        (
-            "huge quantity",
-            json!({"ga": [{"pool": "ga", "quantity": 4_294_967_296u64}]}),
-            400,
-        ),
-        (
-            "zero ttl",
-            json!({"seat_ids": ["A-1"], "ttl_seconds": 0}),
-            400,
-        ),
-        (
-            "ttl too long",
-            json!({"seat_ids": ["A-1"], "ttl_seconds": 1_000_000}),
-            400,
-        ),
-        ("control characters", json!({"seat_ids": ["A-\u{7}1"]}), 400),
-        ("unknown seat", json!({"seat_ids": ["Z-1"]}), 404),
-        (
-            "unknown pool",
-            json!({"ga": [{"pool": "vip", "quantity": 1}]}),
-            404,
-        ),
-        (
-            "best available zero",
-            json!({"best_available": {"count": 0}}),
-            400,
-        ),
-        ("null body", Value::Null, 400),
-        ("array body", json!([1, 2]), 400),
-    ];
-    for (what, body, status) in cases {
-        let answer = call(r, Method::POST, &reservations_uri(), &auth, Some(&body)).await;
-        assert_eq!(answer.status.as_u16(), status, "{what}: {}", answer.text);
-    }
-    let raw = |body: &'static str, content_type: &'static str| {
-        axum::http::Request::builder()
-            .method(Method::POST)
-            .uri(reservations_uri())
-            .header("authorization", token.clone())
-            .header("content-type", content_type)
-            .body(axum::body::Body::from(body))
-            .unwrap()
-    };
-    assert_eq!(
-        send(r, raw("{\"seat_ids\": [", "application/json"))
-            .await
-            .status,
-        StatusCode::BAD_REQUEST
-    );
-    assert_eq!(
-        send(r, raw("seat_ids=A-1", "application/x-www-form-urlencoded"))
-            .await
-            .status,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE
-    );
-    assert_eq!(
-        send(r, raw("{}", "text/plain")).await.code(),
-        "unsupported_media_type"
-    );
-    let huge = format!("{{\"seat_ids\": [\"{}\"]}}", "A".repeat(70_000));
-    let oversize = axum::http::Request::builder()
-        .method(Method::POST)
-        .uri(reservations_uri())
-        .header("authorization", token.clone())
-        .header("content-type", "application/json")
-        .body(axum::body::Body::from(huge))
-        .unwrap();
-    let too_large = send(r, oversize).await;
-    assert_eq!(
-        (too_large.status, too_large.code()),
-        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
-    );
-    // A chunked body with no length is cut at the limit too.
-    let stream =
-        futures_util::stream::iter((0..100).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1024])));
-    let chunked = axum::http::Request::builder()
-        .method(Method::POST)
-        .uri(reservations_uri())
-        .header("authorization", token.clone())
-        .header("content-type", "application/json")
-        .body(axum::body::Body::from_stream(stream))
-        .unwrap();
-    assert_eq!(send(r, chunked).await.status, StatusCode::PAYLOAD_TOO_LARGE);
-
-    let bad_paths = [
-        ("/v1/events/bad%07id/reservations", 400),
-        ("/v1/events/%FF/reservations", 400),
-        ("/v1/events/nope/reservations", 404),
-        ("/v1/reservations/bad%20id/commit", 400),
-    ];
-    for (path, status) in bad_paths {
-        let answer = call(
-            r,
-            Method::POST,
-            path,
-            &[
-                ("authorization", &token),
-                ("reservation-token", "AAAAAAAAAAAAAAAAAAAAAA"),
-                ("idempotency-key", "k"),
-            ],
-            Some(&json!({"seat_ids": ["A-1"]})),
-        )
-        .await;
-        assert_eq!(answer.status.as_u16(), status, "{path}: {}", answer.text);
-    }
-    let bad_key = call(
-        r,
-        Method::POST,
-        "/v1/reservations/rsv_x/commit",
-        &[
-            ("authorization", &token),
-            ("reservation-token", "AAAAAAAAAAAAAAAAAAAAAA"),
-            ("idempotency-key", "has space"),
-        ],
-        None,
-    )
-    .await;
-    assert_eq!(bad_key.status, StatusCode::BAD_REQUEST);
-    assert_eq!(seatmap(r).await, before);
 }
 
 /// Arbitrary methods, paths, headers and bodies: never a 5xx, never a panic.
@@ -1026,41 +860,6 @@ async fn seatmap_etag_revalidates() {
     );
 }
 
-/// Reads SSE frames until `count` events with ids arrived; returns (event name, id, data).
-async fn read_events(body: axum::body::Body, count: usize) -> Vec<(String, String, Value)> {
-    let mut body = body;
-    let mut text = String::new();
-    let mut events = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while events.len() < count {
-        let frame = tokio::time::timeout_at(deadline, body.frame())
-            .await
-            .expect("SSE timed out");
-        let Some(frame) = frame else { break };
-        if let Ok(data) = frame.unwrap().into_data() {
-            text.push_str(&String::from_utf8_lossy(&data));
-        }
-        while let Some(end) = text.find("\n\n") {
-            let block: String = text.drain(..end + 2).collect();
-            let (mut name, mut id, mut data) =
-                (String::from("message"), String::new(), Value::Null);
-            for line in block.lines() {
-                if let Some(value) = line.strip_prefix("event: ") {
-                    name = value.to_owned();
-                } else if let Some(value) = line.strip_prefix("id: ") {
-                    id = value.to_owned();
-                } else if let Some(value) = line.strip_prefix("data: ") {
-                    data = serde_json::from_str(value).unwrap_or(Value::Null);
-                }
-            }
-            if !data.is_null() {
-                events.push((name, id, data));
-            }
-        }
-    }
-    events
-}
-
 async fn open_stream(
     router: &axum::Router,
     uri: &str,
@@ -1083,10 +882,10 @@ async fn changes_stream_history_then_live_and_honours_last_event_id() {
     reserve(r, "alice", &["A-1"]).await;
     let uri = format!("/v1/events/{EVENT}/changes");
     let events = read_events(open_stream(r, &uri, &[]).await, 2).await;
-    let ids: Vec<&str> = events.iter().map(|(_, id, _)| id.as_str()).collect();
+    let ids: Vec<&str> = events.iter().map(|event| event.id.as_str()).collect();
     assert_eq!(ids, ["1", "2"]);
-    assert_eq!(events[0].2["kind"]["type"], "event_created");
-    assert_eq!(events[1].2["kind"]["type"], "reserved");
+    assert_eq!(events[0].data["kind"]["type"], "event_created");
+    assert_eq!(events[1].data["kind"]["type"], "reserved");
 
     // Resume after 1: the next is 2; then a live write arrives as 3.
     let body = open_stream(r, &format!("{uri}?after=0"), &[("last-event-id", "1")]).await;
@@ -1099,9 +898,9 @@ async fn changes_stream_history_then_live_and_honours_last_event_id() {
     };
     let events = read_events(body, 2).await;
     writer.await.unwrap();
-    let ids: Vec<&str> = events.iter().map(|(_, id, _)| id.as_str()).collect();
+    let ids: Vec<&str> = events.iter().map(|event| event.id.as_str()).collect();
     assert_eq!(ids, ["2", "3"]);
-    assert_eq!(events[1].2["kind"]["holder"], "bob");
+    assert_eq!(events[1].data["kind"]["holder"], "bob");
 
     assert_eq!(
         call(r, Method::GET, "/v1/events/nope/changes", &[], None)
@@ -1123,10 +922,10 @@ async fn a_stream_behind_retention_is_told_to_resync() {
     }
     let body = open_stream(r, &format!("/v1/events/{EVENT}/changes?after=0"), &[]).await;
     let events = read_events(body, 1).await;
-    assert_eq!(events[0].0, "resync");
-    assert_eq!(events[0].2["code"], "changes_pruned");
+    assert_eq!(events[0].name, "resync");
+    assert_eq!(events[0].data["code"], "changes_pruned");
     assert_eq!(
-        events[0].2["seatmap"],
+        events[0].data["seatmap"],
         format!("/v1/events/{EVENT}/seatmap")
     );
 }
@@ -1246,59 +1045,4 @@ async fn cors_is_off_by_default_and_on_when_configured() {
         allowed.header("access-control-allow-origin"),
         Some("https://shop.example")
     );
-}
-
-/// Over a real socket: many clients race for the same seats; exactly one wins each.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn racing_clients_over_a_socket_never_double_sell() {
-    let app = app();
-    create_event(&app.router).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let server = tokio::spawn(
-        axum::serve(
-            listener,
-            app.router
-                .clone()
-                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .into_future(),
-    );
-    let mut tasks = Vec::new();
-    for client in 0..24 {
-        tasks.push(tokio::spawn(async move {
-            let seat = format!("A-{}", client % 3 + 1);
-            let body = json!({"user_id": format!("u{client}"), "seat_ids": [seat]}).to_string();
-            raw_post(address, &reservations_uri(), &body).await
-        }));
-    }
-    let mut created = 0;
-    let mut conflicts = 0;
-    for task in tasks {
-        match task.await.unwrap() {
-            201 => created += 1,
-            409 => conflicts += 1,
-            other => panic!("unexpected status {other}"),
-        }
-    }
-    assert_eq!((created, conflicts), (3, 21));
-    server.abort();
-}
-
-/// A minimal HTTP/1.1 POST over TCP; returns the status code.
-async fn raw_post(address: std::net::SocketAddr, path: &str, body: &str) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let text = String::from_utf8_lossy(&response);
-    text.split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0)
 }
