@@ -211,10 +211,52 @@ pub async fn build(args: &ServerArgs) -> Result<Server, Error> {
         SweeperConfig::default().interval(Duration::from_millis(args.sweep_interval_ms.max(10))),
     );
     Ok(Server {
-        router: ticketing_http::router(store, config),
+        router: ticketing_http::router(store, config).merge(page_router()),
         sweeper,
         admin_key,
     })
+}
+
+/// The live seat map page (`examples/web/`, plain HTML, JS and CSS built into the binary):
+/// path, content type, contents.
+const PAGE_FILES: [(&str, &str, &str); 7] = [
+    (
+        "/",
+        "text/html; charset=utf-8",
+        include_str!("../web/index.html"),
+    ),
+    (
+        "/app.css",
+        "text/css; charset=utf-8",
+        include_str!("../web/app.css"),
+    ),
+    ("/app.js", JS, include_str!("../web/app.js")),
+    ("/api.js", JS, include_str!("../web/api.js")),
+    ("/model.js", JS, include_str!("../web/model.js")),
+    ("/seatmap.js", JS, include_str!("../web/seatmap.js")),
+    ("/live.js", JS, include_str!("../web/live.js")),
+];
+const JS: &str = "text/javascript; charset=utf-8";
+/// The page loads nothing from elsewhere, and this keeps it that way.
+const PAGE_CSP: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+/// The seat map page's routes, merged beside the API by [`build`].
+pub fn page_router() -> Router {
+    use axum::http::header;
+    PAGE_FILES
+        .into_iter()
+        .fold(Router::new(), |router, (path, content_type, body)| {
+            let headers = [
+                (header::CONTENT_TYPE, content_type),
+                (header::CACHE_CONTROL, "no-cache"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
+            ];
+            router.route(
+                path,
+                axum::routing::get(move || async move { (headers, body) }),
+            )
+        })
 }
 
 /// How long requests in progress (and open change streams) get after the shutdown signal.
@@ -260,6 +302,7 @@ pub fn banner(address: SocketAddr, admin_key: &str, args: &ServerArgs) -> String
     let base = format!("http://{address}");
     let mut text = format!(
         "ticketing-server listening on {base} (store: {:?})\n\
+         \x20 live seat map: {base}/\n\
          \x20 API description: {base}/openapi.json   metrics: {base}/metrics\n\
          \x20 admin key (X-Admin-Key): {admin_key}\n",
         args.store
