@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use axum::Router;
 use clap::{Parser, ValueEnum};
-use ticketing_core::sweeper::SweeperConfig;
+use ticketing_core::sweeper::{RoomSweeperStats, SweeperConfig};
 use ticketing_core::{
-    Error, EventId, EventSpec, InventoryStore, MemoryStore, PoolId, PoolSpec, Position, Seat,
-    SeatId,
+    Error, EventId, EventSpec, InventoryStore, MemoryStore, MemoryWaitingRoom, PassKey, PoolId,
+    PoolSpec, Position, RoomSettings, Seat, SeatId, WaitingRoom,
 };
-use ticketing_http::{HttpConfig, JwtConfig, RateLimit, Sweeper};
+use ticketing_http::{HttpConfig, JwtConfig, RateLimit, Sweeper, WaitingRoomConfig};
 use ticketing_store_pg::{PgStore, PgStoreConfig};
-use ticketing_store_redis::{RedisStore, RedisStoreConfig};
+use ticketing_store_redis::{RedisStore, RedisStoreConfig, RedisWaitingRoom};
 
 /// The demo event's id.
 pub const DEMO_EVENT: &str = "demo-stadium";
@@ -91,15 +91,28 @@ pub struct ServerArgs {
     /// Pause between expiry sweeps, in milliseconds.
     #[arg(long, env = "TICKETING_SWEEP_INTERVAL_MS", default_value_t = 500)]
     pub sweep_interval_ms: u64,
+    /// The secret that signs waiting room passes (at least 32 bytes); every instance
+    /// serving an event needs the same. Absent: a random one, good for this instance only.
+    #[arg(long, env = "TICKETING_PASS_SECRET", hide_env_values = true)]
+    pub pass_secret: Option<String>,
+    /// Pause between waiting room admission steps, in milliseconds.
+    #[arg(long, env = "TICKETING_ROOM_STEP_MS", default_value_t = 200)]
+    pub room_step_ms: u64,
+    /// With `--demo`: put the demo event behind a waiting room admitting this many visitors
+    /// a second (reserve then needs a pass). Absent: not gated.
+    #[arg(long, env = "TICKETING_DEMO_ROOM_RATE")]
+    pub demo_room_rate: Option<u32>,
 }
 
-/// A built server: the router, its running sweeper, and the admin key in force.
+/// A built server: the router, its running sweepers, and the admin key in force.
 #[derive(Debug)]
 pub struct Server {
     /// The app to serve.
     pub router: Router,
     /// The expiry sweeper; stop it after serving.
     pub sweeper: Sweeper,
+    /// The waiting rooms' admission steps; stop it after serving.
+    pub room_sweeper: ticketing_core::sweeper::Sweeper<RoomSweeperStats>,
     /// The admin key (given or generated).
     pub admin_key: String,
 }
@@ -108,10 +121,28 @@ fn rate(per_second: u32) -> Option<RateLimit> {
     (per_second > 0).then(|| RateLimit::new(per_second, per_second.saturating_mul(2)))
 }
 
-/// Opens the chosen store.
-pub async fn open_store(args: &ServerArgs) -> Result<Arc<dyn InventoryStore>, Error> {
+/// The opened backend: the inventory and the waiting rooms beside it, on the same server.
+#[derive(Clone)]
+pub struct Backend {
+    /// Seats, pools, reservations and orders.
+    pub store: Arc<dyn InventoryStore>,
+    /// The events' waiting rooms.
+    pub rooms: Arc<dyn WaitingRoom>,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend").finish_non_exhaustive()
+    }
+}
+
+/// Opens the chosen store and its waiting rooms.
+pub async fn open_backend(args: &ServerArgs) -> Result<Backend, Error> {
     match args.store {
-        StoreKind::Memory => Ok(Arc::new(MemoryStore::new())),
+        StoreKind::Memory => Ok(Backend {
+            store: Arc::new(MemoryStore::new()),
+            rooms: Arc::new(MemoryWaitingRoom::new()),
+        }),
         StoreKind::Postgres => {
             let url = args.database_url.clone().ok_or_else(|| {
                 Error::invalid(
@@ -119,16 +150,32 @@ pub async fn open_store(args: &ServerArgs) -> Result<Arc<dyn InventoryStore>, Er
                     "--store postgres needs --database-url or DATABASE_URL",
                 )
             })?;
-            Ok(Arc::new(PgStore::connect(PgStoreConfig::new(url)).await?))
+            let store = PgStore::connect(PgStoreConfig::new(url)).await?;
+            Ok(Backend {
+                rooms: Arc::new(store.waiting_room()),
+                store: Arc::new(store),
+            })
         }
         StoreKind::Redis => {
             let url = args.redis_url.clone().ok_or_else(|| {
                 Error::invalid("redis_url", "--store redis needs --redis-url or REDIS_URL")
             })?;
-            Ok(Arc::new(
-                RedisStore::connect(RedisStoreConfig::new(url)).await?,
-            ))
+            let store = RedisStore::connect(RedisStoreConfig::new(url)).await?;
+            let rooms = RedisWaitingRoom::new(&store);
+            rooms.load_scripts().await?;
+            Ok(Backend {
+                store: Arc::new(store),
+                rooms: Arc::new(rooms),
+            })
         }
+    }
+}
+
+/// The key that signs passes: from `--pass-secret`, or random.
+fn pass_key(args: &ServerArgs) -> Result<PassKey, Error> {
+    match &args.pass_secret {
+        Some(secret) => PassKey::new(secret.as_bytes()),
+        None => Ok(PassKey::random()),
     }
 }
 
@@ -184,12 +231,23 @@ fn random_key() -> String {
 /// Opens the store, creates the demo event when asked (an existing one is kept), builds the
 /// router and starts the expiry sweeper. Call within a tokio runtime.
 pub async fn build(args: &ServerArgs) -> Result<Server, Error> {
-    let store = open_store(args).await?;
+    let pass_key = pass_key(args)?;
+    let Backend { store, rooms } = open_backend(args).await?;
     if args.demo {
         match store.create_event(demo_event()?).await {
             Ok(_) | Err(Error::Conflict { .. }) => {}
             Err(error) => return Err(error),
         }
+        if let Some(rate) = args.demo_room_rate {
+            rooms
+                .configure(&EventId::new(DEMO_EVENT)?, RoomSettings::rate(rate))
+                .await?;
+        }
+    } else if args.demo_room_rate.is_some() {
+        return Err(Error::invalid(
+            "demo_room_rate",
+            "--demo-room-rate gates the demo event: add --demo",
+        ));
     }
     let admin_key = args.admin_key.clone().unwrap_or_else(random_key);
     let mut config = HttpConfig::default()
@@ -198,7 +256,8 @@ pub async fn build(args: &ServerArgs) -> Result<Server, Error> {
         .holder_rate_limit(rate(args.holder_rate))
         .concurrency_limit(args.concurrency)
         .request_timeout(Duration::from_millis(args.timeout_ms.max(1)))
-        .cors_allowed_origins(args.cors_origins.clone());
+        .cors_allowed_origins(args.cors_origins.clone())
+        .waiting_room(WaitingRoomConfig::new(Arc::clone(&rooms), pass_key));
     if args.no_rate_limits {
         config = config.without_rate_limits();
     }
@@ -210,9 +269,16 @@ pub async fn build(args: &ServerArgs) -> Result<Server, Error> {
         config.metrics.clone(),
         SweeperConfig::default().interval(Duration::from_millis(args.sweep_interval_ms.max(10))),
     );
+    let room_sweeper = ticketing_http::spawn_room_sweeper(
+        rooms,
+        Arc::clone(&store),
+        config.metrics.clone(),
+        Duration::from_millis(args.room_step_ms.max(10)),
+    );
     Ok(Server {
         router: ticketing_http::router(store, config).merge(page_router()),
         sweeper,
+        room_sweeper,
         admin_key,
     })
 }
@@ -307,6 +373,16 @@ pub fn banner(address: SocketAddr, admin_key: &str, args: &ServerArgs) -> String
          \x20 admin key (X-Admin-Key): {admin_key}\n",
         args.store
     );
+    if args.pass_secret.is_none() {
+        text.push_str(
+            "  waiting room passes signed with a random key: valid on this instance only (set --pass-secret)\n",
+        );
+    }
+    if let (true, Some(rate)) = (args.demo, args.demo_room_rate) {
+        text.push_str(&format!(
+            "  {DEMO_EVENT} is behind a waiting room admitting {rate}/s: join with POST {base}/v1/events/{DEMO_EVENT}/queue\n"
+        ));
+    }
     if args.jwt_secret.is_none() {
         text.push_str(
             "  development mode: the holder is the body's user_id (set --jwt-secret for JWTs)\n",

@@ -117,3 +117,101 @@ async fn demo_server_reserves_and_commits_over_http() {
     serving.await.unwrap().unwrap();
     server.sweeper.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gated_demo_admits_through_the_waiting_room() {
+    let args = ServerArgs::try_parse_from([
+        "ticketing-server",
+        "--demo",
+        "--demo-room-rate",
+        "20",
+        "--room-step-ms",
+        "20",
+        "--pass-secret",
+        "a-pass-secret-of-at-least-32-bytes",
+        "--admin-key",
+        "k",
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .unwrap();
+    let server = build(&args).await.unwrap();
+    let listener = tokio::net::TcpListener::bind(args.listen).await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(serve(listener, server.router, async {
+        let _ = stopped.await;
+    }));
+
+    let reserve_path = format!("/v1/events/{DEMO_EVENT}/reservations");
+    let body = json!({"user_id": "carol", "seat_ids": ["102-A-1"]});
+    let (status, refused) = exchange(address, "POST", &reserve_path, &[], Some(&body)).await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (403, Some("pass_required"))
+    );
+
+    let queue_path = format!("/v1/events/{DEMO_EVENT}/queue");
+    let (status, joined) = exchange(
+        address,
+        "POST",
+        &queue_path,
+        &[],
+        Some(&json!({"user_id": "carol"})),
+    )
+    .await;
+    assert!(status == 200 || status == 201, "{status} {joined}");
+    let ticket = joined["ticket_id"].as_str().unwrap().to_owned();
+    // The room sweeper (every 20 ms, 20 visitors/s) admits the only visitor at once.
+    let mut pass = None;
+    for _ in 0..100 {
+        let (status, view) =
+            exchange(address, "GET", &format!("/v1/queue/{ticket}"), &[], None).await;
+        assert_eq!(status, 200, "{view}");
+        if let Some(admitted) = view["pass"].as_str() {
+            pass = Some(admitted.to_owned());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let pass = pass.expect("admitted within two seconds");
+    let (status, held) = exchange(
+        address,
+        "POST",
+        &reserve_path,
+        &[("admission-pass", pass.as_str())],
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, 201, "{held}");
+    // The pass is carol's: it does not let dave in.
+    let (status, refused) = exchange(
+        address,
+        "POST",
+        &reserve_path,
+        &[("admission-pass", pass.as_str())],
+        Some(&json!({"user_id": "dave", "seat_ids": ["102-A-2"]})),
+    )
+    .await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (403, Some("invalid_pass"))
+    );
+
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+    server.sweeper.stop().await;
+    let rooms = server.room_sweeper.stop().await;
+    assert!(rooms.admitted >= 1, "{rooms:?}");
+}
+
+#[tokio::test]
+async fn bad_room_flags_are_clear_errors() {
+    let short = ServerArgs::try_parse_from(["ticketing-server", "--pass-secret", "short"]).unwrap();
+    let error = build(&short).await.unwrap_err();
+    assert_eq!(error.code(), "invalid_request", "{error}");
+    let ungated =
+        ServerArgs::try_parse_from(["ticketing-server", "--demo-room-rate", "5"]).unwrap();
+    let error = build(&ungated).await.unwrap_err();
+    assert!(error.to_string().contains("--demo"), "{error}");
+}

@@ -36,6 +36,7 @@ async fn run(args: ServerArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     serve(listener, server.router, shutdown).await?;
     let expired = server.sweeper.stop().await;
-    tracing::info!(expired, "stopped");
+    let rooms = server.room_sweeper.stop().await;
+    tracing::info!(?expired, ?rooms, "stopped");
     Ok(())
 }
