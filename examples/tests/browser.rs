@@ -31,6 +31,9 @@ use serde_json::{Value, json};
 use ticketing_examples::server::{ServerArgs, build, serve};
 
 const EVENT: &str = "small-stadium";
+/// An event behind a waiting room with one place, which the test keeps taken at first.
+const GATED_EVENT: &str = "gated-hall";
+const GATED_SEAT: &str = "101-A-3";
 const ADMIN_KEY: &str = "browser-test";
 const SECTIONS: [&str; 4] = ["101", "102", "103", "104"];
 const ROWS: u32 = 10;
@@ -326,6 +329,7 @@ fn start_script(web_test: &Path, chromium: &Path, base: &str, screenshot: &Path)
         .args([base, EVENT, PAGE_SEAT])
         .arg(screenshot)
         .arg(chromium)
+        .args([GATED_EVENT, GATED_SEAT])
         .current_dir(web_test)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -391,6 +395,34 @@ fn the_page_shows_a_flash_sale_live() {
         runtime.block_on(api.call("POST", "/v1/events", &admin, Some(&small_stadium())));
     assert_eq!(status, 201, "{created}");
 
+    // The gated event: one shopper at a time, and an early bird holding that place.
+    let mut hall = small_stadium();
+    hall["event_id"] = json!(GATED_EVENT);
+    hall["name"] = json!("Gated Hall");
+    let (status, created) = runtime.block_on(api.call("POST", "/v1/events", &admin, Some(&hall)));
+    assert_eq!(status, 201, "{created}");
+    let queue = format!("/v1/events/{GATED_EVENT}/queue");
+    let (status, room) =
+        runtime.block_on(api.call("PUT", &queue, &admin, Some(&json!({"active_max": 1}))));
+    assert_eq!(status, 200, "{room}");
+    let early_bird = runtime.block_on(async {
+        let (status, joined) = api
+            .call("POST", &queue, &[], Some(&json!({"user_id": "early-bird"})))
+            .await;
+        assert_eq!(status, 200, "{joined}");
+        let ticket = joined["ticket_id"].as_str().unwrap().to_owned();
+        for _ in 0..100 {
+            let (_, view) = api
+                .call("GET", &format!("/v1/queue/{ticket}"), &[], None)
+                .await;
+            if view["status"] == "admitted" {
+                return ticket;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the early bird was not admitted");
+    });
+
     let started = Instant::now();
     let mut script = start_script(&web_test, &chromium, &base, &screenshot);
     assert_eq!(script.expect("held"), PAGE_SEAT);
@@ -425,6 +457,13 @@ fn the_page_shows_a_flash_sale_live() {
     script.send(&expected.to_string());
     script.expect("screenshot");
     let counts = script.expect("done");
+    // The page waits behind the early bird; once it leaves, the page is admitted.
+    assert_eq!(script.expect("queued"), "1");
+    let (status, _) =
+        runtime.block_on(api.call("DELETE", &format!("/v1/queue/{early_bird}"), &[], None));
+    assert_eq!(status, 204);
+    script.send("room made");
+    assert_eq!(script.expect("admitted"), GATED_SEAT);
     let status = script.child.wait().unwrap();
     assert!(status.success(), "the browser script failed: {status}");
     println!("page counts at the end: {counts}");
@@ -442,4 +481,5 @@ fn the_page_shows_a_flash_sale_live() {
     stop.send(()).unwrap();
     runtime.block_on(serving).unwrap().unwrap();
     runtime.block_on(server.sweeper.stop());
+    runtime.block_on(server.room_sweeper.stop());
 }

@@ -125,12 +125,20 @@ async function showEvents() {
 
 /**
  * Opening an event runs these steps in order; each gets the page and may add a sidebar
- * panel (`page.panel(...)`). What stands between a buyer and the map goes in between: for
- * a gated event, a waiting-room step after `describe` shows the queue position in its own
- * panel until the buyer is admitted, and puts the admission into `page.identity.headers`
- * for the reserve and commit calls that follow.
+ * panel (`page.panel(...)`). The waiting-room step comes last, so a queued buyer already
+ * watches the live map: on a gated event it shows the place in line in its own panel
+ * until the buyer is admitted, and puts the pass into `page.identity.headers` for the
+ * reserve calls that follow (events without a room answer 404 and skip it).
  */
-const OPEN_STEPS = [(page) => page.describe(), (page) => page.readSeatMap(), (page) => page.goLive()];
+const OPEN_STEPS = [
+  (page) => page.describe(),
+  (page) => page.readSeatMap(),
+  (page) => page.goLive(),
+  (page) => page.waitInRoom(),
+];
+
+/** How often a queued buyer asks for its place, in milliseconds. */
+const QUEUE_POLL_MS = 1000;
 
 /** What a reservation card says when its reservation ended without a word of its own. */
 const ENDED_WORDS = {
@@ -148,7 +156,8 @@ const RETRY_MS_MAX = 30_000;
 class EventPage {
   constructor(eventId) {
     this.eventId = eventId;
-    this.identity = identity;
+    // This page's own headers: an admission pass is for this event only.
+    this.identity = { ...identity, headers: { ...identity.headers } };
     this.model = null;
     this.stream = null;
     this.streamState = 'connecting';
@@ -269,6 +278,45 @@ class EventPage {
     if (opens && Date.parse(opens) > Date.now()) parts.push(`on sale from ${new Date(opens).toLocaleString()}`);
     if (closes) parts.push(`sale ends ${new Date(closes).toLocaleString()}`);
     this.subtitle.textContent = parts.join(' · ');
+  }
+
+  /**
+   * Step: on a gated event, join its waiting room and show the place in line until
+   * admitted; the pass then goes on this page's reserve and commit calls. The map stays
+   * live meanwhile, but clicks wait for the pass. Events without a room skip this (404).
+   */
+  async waitInRoom() {
+    const path = `/v1/events/${encodeURIComponent(this.eventId)}/queue`;
+    try {
+      await call('GET', path, { identity: this.identity });
+    } catch (error) {
+      if (error.status === 404) return;
+      throw error;
+    }
+    this.queued = true;
+    const place = h('b', {}, '…');
+    const wait = h('span', { class: 'muted' }, '');
+    const panel = this.panel('queue', 'Waiting room', h('p', { 'data-queue': 'waiting' }, 'Your place in line: ', place, ' ', wait));
+    const say = (state, ...words) => panel.replaceChildren(h('h2', {}, 'Waiting room'), h('p', { 'data-queue': state }, ...words));
+    let view = (await call('POST', path, { body: { user_id: this.identity.userId }, identity: this.identity })).body;
+    while (!this.closed) {
+      if (view.pass) {
+        this.identity.headers['admission-pass'] = view.pass;
+        this.queued = false;
+        const until = view.pass_expires_at ? ` until ${new Date(view.pass_expires_at).toLocaleTimeString()}` : '';
+        say('admitted', `You are in: pick your seats${until}.`);
+        return;
+      }
+      if (view.status === 'sold_out') {
+        say('sold_out', 'Sold out while you waited. Seats may come back: keep this page open.');
+      } else {
+        place.textContent = view.position != null ? number(view.position) : '…';
+        wait.textContent = view.estimated_wait_seconds != null ? `(about ${view.estimated_wait_seconds} s)` : '';
+      }
+      await new Promise((resolve) => setTimeout(resolve, QUEUE_POLL_MS));
+      if (this.closed) return;
+      view = (await call('GET', `/v1/queue/${encodeURIComponent(view.ticket_id)}`, { identity: this.identity })).body;
+    }
   }
 
   /** Step: the seat map (layout, statuses, pool counts and the seq they reflect). */
@@ -472,6 +520,10 @@ class EventPage {
       return;
     }
     const status = this.model.status[index];
+    if (this.queued) {
+      notify('You are in the waiting room: seats can be picked once you are admitted.', { code: 'queued', tone: 'info' });
+      return;
+    }
     if (status !== AVAILABLE) {
       const words = { held: 'held by someone else', sold: 'already sold', blocked: 'not on sale' };
       notify(`${seatLabel(seat)} is ${words[STATUSES[status]]}.`, { code: `seat_${STATUSES[status]}`, tone: 'info' });

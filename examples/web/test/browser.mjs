@@ -1,19 +1,23 @@
 // Drives the live seat map page in Debian's Chromium, for examples/tests/browser.rs.
 //
-//   node browser.mjs BASE_URL EVENT_ID SEAT_ID SCREENSHOT_PATH CHROMIUM_PATH
+//   node browser.mjs BASE_URL EVENT_ID SEAT_ID SCREENSHOT_PATH CHROMIUM_PATH [GATED_EVENT_ID GATED_SEAT_ID]
 //
 // Opens the page, opens the event, clicks SEAT_ID and waits until the map shows it held by
 // this tab; prints `@@ held SEAT_ID`. Then reads one JSON line from stdin, what the test's
 // flash sale did ({sold: [seat...], held: [seat...], pools: {pool: {sold, held}}}), waits
 // until the page shows all of it without a reload, saves the screenshot (`@@ screenshot`),
-// buys its own seat, and prints `@@ done {counts}`. Any failure exits 1 with the reason.
+// buys its own seat, and prints `@@ done {counts}`. With GATED_EVENT_ID (an event behind a
+// waiting room whose only place the test keeps taken), it then opens that event, waits
+// until the page shows its place in line (`@@ queued PLACE`), reads one line (the test
+// made room), waits until the page says it is admitted, clicks GATED_SEAT_ID and waits
+// until it shows held (`@@ admitted GATED_SEAT_ID`). Any failure exits 1 with the reason.
 
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import readline from 'node:readline';
 import { withChromium } from './chromium.mjs';
 
-const [baseUrl, eventId, seatId, screenshot, executablePath] = process.argv.slice(2);
+const [baseUrl, eventId, seatId, screenshot, executablePath, gatedEventId, gatedSeatId] = process.argv.slice(2);
 const WAIT_MS = 15_000;
 const OVERALL_MS = 90_000;
 
@@ -129,6 +133,47 @@ async function run(context) {
   if (pageErrors.length) throw new Error(`errors in the page: ${pageErrors.join('; ')}`);
   const counts = await page.evaluate(() => window.seatMap.counts());
   console.log(`@@ done ${JSON.stringify(counts)}`);
+  if (gatedEventId) await queueForGatedEvent(page, pageErrors);
+}
+
+/** The gated event: the place in line while the room is full, then admission and a hold. */
+async function queueForGatedEvent(page, pageErrors) {
+  await page.goto(`${baseUrl}/`);
+  await page.click(`a[data-event-id="${gatedEventId}"]`, { timeout: WAIT_MS });
+  await waitUntil(
+    page,
+    'the place in line to show',
+    () => /^\d+$/.test(document.querySelector('[data-queue="waiting"] b')?.textContent || ''),
+    null,
+    () => document.querySelector('[data-panel="queue"]')?.textContent,
+  );
+  const place = await page.locator('[data-queue="waiting"] b').textContent();
+  // Waiting: a click on a seat is refused by the page itself, saying why.
+  const early = await page.evaluate((id) => window.seatMap.pointOf(id), gatedSeatId);
+  if (!early) throw new Error(`the page does not know seat ${gatedSeatId}`);
+  await page.mouse.click(early.x, early.y);
+  await waitUntil(page, 'the notice about the waiting room', () => /waiting room/.test(document.getElementById('notice').textContent), null);
+  console.log(`@@ queued ${place}`);
+
+  if ((await nextLine()) === null) throw new Error('the test closed stdin before making room');
+  await waitUntil(
+    page,
+    'admission',
+    () => document.querySelector('[data-queue="admitted"]') !== null,
+    null,
+    () => document.querySelector('[data-panel="queue"]')?.textContent,
+  );
+  const point = await page.evaluate((id) => window.seatMap.pointOf(id), gatedSeatId);
+  await page.mouse.click(point.x, point.y);
+  await waitUntil(
+    page,
+    `${gatedSeatId} to show held by this tab`,
+    (id) => window.seatMap.statusOf(id) === 'held' && window.seatMap.colorOf(id) === 'mine-held',
+    gatedSeatId,
+    (id) => ({ status: window.seatMap.statusOf(id), notice: document.getElementById('notice').textContent }),
+  );
+  if (pageErrors.length) throw new Error(`errors in the page: ${pageErrors.join('; ')}`);
+  console.log(`@@ admitted ${gatedSeatId}`);
 }
 
 async function main() {
