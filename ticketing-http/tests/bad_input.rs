@@ -15,16 +15,23 @@ mod support;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
+use std::sync::Arc;
 use support::*;
 use ticketing_core::testkit::invariants::check_store;
-use ticketing_core::{EventId, InventoryStore};
-use ticketing_http::JwtConfig;
+
+use ticketing_core::{
+    EventId, HolderId, InventoryStore, MemoryWaitingRoom, PassKey, QueueTicketId, RoomSettings,
+    Timestamp, WaitingRoom,
+};
+use ticketing_http::{JwtConfig, WaitingRoomConfig};
 
 const SECRET: &[u8] = b"bad-input-jwt-secret";
 /// A well-formed reservation token that belongs to nobody.
 const FORGED_TOKEN: &str = "AAAAAAAAAAAAAAAAAAAAAA";
 /// Event bodies may be this large here (the default is 32 MiB, too much to send in a test).
 const EVENT_BODY_LIMIT_BYTES: usize = 256 * 1024;
+/// The event behind a waiting room (EVENT has none).
+const GATED: &str = "gated";
 
 /// What a row sends as its body.
 enum Payload {
@@ -133,9 +140,12 @@ struct Snapshot {
     events: String,
     availability: ticketing_core::Availability,
     changes: Vec<ticketing_core::Change>,
+    gated_availability: ticketing_core::Availability,
+    room: (Option<RoomSettings>, ticketing_core::RoomStats),
+    alice_in_line: ticketing_core::QueueState,
 }
 
-async fn snapshot(app: &App) -> Snapshot {
+async fn snapshot(app: &App, f: &Fixture) -> Snapshot {
     let r = &app.router;
     let map = seatmap_answer(r).await;
     let events = call(r, Method::GET, "/v1/events", &[], None).await;
@@ -147,7 +157,17 @@ async fn snapshot(app: &App) -> Snapshot {
         events: events.text,
         availability: app.store.availability(&event).await.unwrap(),
         changes: app.store.changes(&event, 0, 1_000).await.unwrap(),
+        gated_availability: app.store.availability(&gated()).await.unwrap(),
+        room: (
+            f.rooms.settings(&gated()).await.unwrap(),
+            f.rooms.stats(&gated()).await.unwrap(),
+        ),
+        alice_in_line: f.rooms.status(&f.alice_ticket).await.unwrap(),
     }
+}
+
+fn gated() -> EventId {
+    EventId::new(GATED).unwrap()
 }
 
 /// Alice's live reservation (its id and token) and her order, made before the table runs.
@@ -156,11 +176,36 @@ struct Fixture {
     reservation: String,
     token: String,
     order: String,
+    /// The rooms and the key of the router's waiting room config.
+    rooms: Arc<MemoryWaitingRoom>,
+    pass_key: PassKey,
+    /// Alice's place in the gated event's line (the room admits nobody: no step runs).
+    alice_ticket: QueueTicketId,
 }
 
-async fn fixture(app: &App) -> Fixture {
+async fn fixture(app: &App, rooms: Arc<MemoryWaitingRoom>, pass_key: PassKey) -> Fixture {
     let r = &app.router;
     create_event(r).await;
+    let mut gated_event = event_body();
+    gated_event["event_id"] = json!(GATED);
+    let answer = call(
+        r,
+        Method::POST,
+        "/v1/events",
+        &[("x-admin-key", ADMIN)],
+        Some(&gated_event),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+    rooms
+        .configure(&gated(), RoomSettings::rate(10))
+        .await
+        .unwrap();
+    let alice_ticket = rooms
+        .join(&gated(), &HolderId::new("alice").unwrap())
+        .await
+        .unwrap()
+        .id;
     let bearer = format!("Bearer {}", jwt(SECRET, Some("alice"), 600));
     let auth = [("authorization", bearer.as_str())];
     let uri = format!("/v1/events/{EVENT}/reservations");
@@ -193,6 +238,9 @@ async fn fixture(app: &App) -> Fixture {
         reservation: held.json["reservation_id"].as_str().unwrap().to_owned(),
         token: held.json["token"].as_str().unwrap().to_owned(),
         order: order.json["order_id"].as_str().unwrap().to_owned(),
+        rooms,
+        pass_key,
+        alice_ticket,
     }
 }
 
@@ -652,19 +700,158 @@ fn path_cases(f: &Fixture) -> Vec<Case> {
     ]
 }
 
+/// The waiting room's routes, and reserve on the gated event with bad passes.
+fn queue_cases(f: &Fixture) -> Vec<Case> {
+    let join_uri = format!("/v1/events/{GATED}/queue");
+    let join = |name| Case::new(name, Method::POST, &join_uri).header("authorization", &f.bearer);
+    let settings = |name| Case::new(name, Method::PUT, &join_uri).header("x-admin-key", ADMIN);
+    let ticket_uri = format!("/v1/queue/{}", f.alice_ticket);
+    let reserve_uri = format!("/v1/events/{GATED}/reservations");
+    let reserve_with = |name, pass: Option<String>| {
+        let case = Case::new(name, Method::POST, &reserve_uri)
+            .header("authorization", &f.bearer)
+            .json(json!({"seat_ids": ["A-3"]}));
+        match pass {
+            Some(pass) => case.header("admission-pass", pass),
+            None => case,
+        }
+    };
+    let alice = HolderId::new("alice").unwrap();
+    let later = Timestamp::from_millis(u64::MAX / 4);
+    let bobs = f
+        .pass_key
+        .sign(&gated(), &HolderId::new("bob").unwrap(), later);
+    let other_event = f
+        .pass_key
+        .sign(&EventId::new(EVENT).unwrap(), &alice, later);
+    let expired = f.pass_key.sign(&gated(), &alice, Timestamp::from_millis(1));
+    let foreign = PassKey::new(&[7; 32])
+        .unwrap()
+        .sign(&gated(), &alice, later);
+    vec![
+        join("join with malformed JSON")
+            .raw(Some("application/json"), "{")
+            .invalid("body"),
+        join("join with an unknown field")
+            .json(json!({"user_id": "alice", "vip": true}))
+            .invalid("body"),
+        join("join as someone else than the JWT's sub")
+            .json(json!({"user_id": "mallory"}))
+            .invalid("user_id"),
+        Case::new("join without a JWT", Method::POST, &join_uri)
+            .json(json!({}))
+            .expect(StatusCode::UNAUTHORIZED, "unauthorized"),
+        Case::new(
+            "join an event without a room",
+            Method::POST,
+            format!("/v1/events/{EVENT}/queue"),
+        )
+        .header("authorization", &f.bearer)
+        .json(json!({}))
+        .expect(StatusCode::NOT_FOUND, "not_found"),
+        Case::new(
+            "join with a control character in the event id",
+            Method::POST,
+            "/v1/events/ga%1Bted/queue",
+        )
+        .header("authorization", &f.bearer)
+        .json(json!({}))
+        .invalid("event_id"),
+        Case::new(
+            "status of an unknown ticket",
+            Method::GET,
+            "/v1/queue/q_nope",
+        )
+        .expect(StatusCode::NOT_FOUND, "not_found"),
+        Case::new(
+            "status of a ticket id with a NUL",
+            Method::GET,
+            "/v1/queue/q%00",
+        )
+        .invalid("ticket"),
+        Case::new(
+            "leave an unknown ticket",
+            Method::DELETE,
+            "/v1/queue/q_nope",
+        )
+        .expect(StatusCode::NOT_FOUND, "not_found"),
+        Case::new(
+            "leave with a newline in the ticket id",
+            Method::DELETE,
+            format!("{ticket_uri}%0A"),
+        )
+        .invalid("ticket"),
+        Case::new(
+            "room settings without the admin key",
+            Method::PUT,
+            &join_uri,
+        )
+        .json(json!({"admit_per_second": 1}))
+        .expect(StatusCode::UNAUTHORIZED, "missing_admin_key"),
+        Case::new(
+            "room settings with a wrong admin key",
+            Method::PUT,
+            &join_uri,
+        )
+        .header("x-admin-key", "admin-secreT")
+        .json(json!({"admit_per_second": 1}))
+        .expect(StatusCode::FORBIDDEN, "invalid_admin_key"),
+        settings("room settings with neither rate nor cap")
+            .json(json!({}))
+            .invalid("admit_per_second"),
+        settings("room rate zero")
+            .json(json!({"admit_per_second": 0}))
+            .invalid("admit_per_second"),
+        settings("room rate negative")
+            .json(json!({"admit_per_second": -1}))
+            .invalid("body"),
+        settings("room pass ttl zero")
+            .json(json!({"admit_per_second": 5, "pass_ttl_seconds": 0}))
+            .invalid("pass_ttl_seconds"),
+        settings("room settings with an unknown field")
+            .json(json!({"admit_per_second": 5, "speed": 9}))
+            .invalid("body"),
+        reserve_with("reserve on a gated event without a pass", None)
+            .expect(StatusCode::FORBIDDEN, "pass_required"),
+        reserve_with("reserve with a malformed pass", Some("v1.junk".to_owned()))
+            .expect(StatusCode::FORBIDDEN, "invalid_pass"),
+        reserve_with("reserve with bob's pass", Some(bobs.as_str().to_owned()))
+            .expect(StatusCode::FORBIDDEN, "invalid_pass"),
+        reserve_with(
+            "reserve with a pass for another event",
+            Some(other_event.as_str().to_owned()),
+        )
+        .expect(StatusCode::FORBIDDEN, "invalid_pass"),
+        reserve_with(
+            "reserve with a pass of another key",
+            Some(foreign.as_str().to_owned()),
+        )
+        .expect(StatusCode::FORBIDDEN, "invalid_pass"),
+        reserve_with(
+            "reserve with an expired pass",
+            Some(expired.as_str().to_owned()),
+        )
+        .expect(StatusCode::FORBIDDEN, "pass_expired"),
+    ]
+}
+
 #[tokio::test]
 async fn every_bad_request_gets_its_4xx_and_changes_nothing() {
     let config = config()
         .jwt(JwtConfig::hs256(SECRET))
         .event_body_limit_bytes(EVENT_BODY_LIMIT_BYTES);
+    let rooms = Arc::new(MemoryWaitingRoom::new());
+    let pass_key = PassKey::random();
+    let config = config.waiting_room(WaitingRoomConfig::new(rooms.clone(), pass_key.clone()));
     let app = app_with(config);
-    let f = fixture(&app).await;
-    let before = snapshot(&app).await;
+    let f = fixture(&app, rooms, pass_key).await;
+    let before = snapshot(&app, &f).await;
     let cases: Vec<Case> = [
         reserve_cases(&f),
         reservation_cases(&f),
         admin_cases(&f),
         path_cases(&f),
+        queue_cases(&f),
     ]
     .into_iter()
     .flatten()
@@ -695,7 +882,7 @@ async fn every_bad_request_gets_its_4xx_and_changes_nothing() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    let after = snapshot(&app).await;
+    let after = snapshot(&app, &f).await;
     assert_eq!(after, before, "the table changed the inventory");
     check_store(app.store.as_ref(), &EventId::new(EVENT).unwrap())
         .await
