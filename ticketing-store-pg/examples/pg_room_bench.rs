@@ -14,6 +14,9 @@
 //!    leave and an admission step of 10,000 at that depth against a 1,000-visitor queue,
 //!    with the positions checked exact at the end.
 //!
+//! Then the admission rate's accuracy: `ticketing_core::testkit::room::admission_accuracy`,
+//! a simulated minute at 1,000 visitors/s with a step every 100 ms, on a manual clock.
+//!
 //! Needs `DATABASE_URL` (default the local server); works in schemas of its own, dropped at
 //! the end. The server's clock: nothing is injected.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -22,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ticketing_core::room::ADMIT_PER_STEP_MAX;
-use ticketing_core::testkit::room::bench_room;
+use ticketing_core::testkit::room::{admission_accuracy, bench_room};
 use ticketing_core::{EventId, HolderId, QueueStatus, QueueTicketId, RoomSettings, WaitingRoom};
 use ticketing_store_pg::{PgStore, PgStoreConfig, PgWaitingRoom};
 
@@ -219,6 +222,17 @@ async fn main() {
         figures.poll_p50_us,
         figures.poll_p99_us,
     );
+    // The rate's accuracy on the server, on a manual clock (a room of its own).
+    let simulated = ticketing_store_pg::testkit::pg_room_for_test().await;
+    let accuracy = admission_accuracy(
+        &simulated,
+        &EventId::new("simulated").unwrap(),
+        1_000,
+        60,
+        100,
+    )
+    .await;
+    println!("{accuracy}");
     let sizes = queue_sizes(&store).await;
     let total = sizes.last().unwrap().1;
     println!(

@@ -19,6 +19,9 @@
 //!    `MEMORY USAGE … SAMPLES 0` of each of the room's keys and the server's `used_memory`
 //!    before and after, divided by the visitors.
 //!
+//! Then the admission rate's accuracy: `ticketing_core::testkit::room::admission_accuracy`,
+//! a simulated minute at 1,000 visitors/s with a step every 100 ms, on a manual clock.
+//!
 //! Needs `redis-benchmark` on the PATH.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -27,7 +30,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use redis::aio::MultiplexedConnection;
-use ticketing_core::testkit::room::bench_room;
+use ticketing_core::testkit::room::{admission_accuracy, bench_room};
 use ticketing_core::{EventId, HolderId, RoomSettings, WaitingRoom};
 use ticketing_store_redis::{RedisStoreConfig, RedisWaitingRoom};
 
@@ -105,6 +108,17 @@ async fn throughput(rooms: &RedisWaitingRoom, url: &str, connection: &mut Multip
         figures.poll_p99_us,
         100.0 * figures.polls_per_second / zrank
     );
+    // The rate's accuracy on the server, on a manual clock (a room of its own).
+    let simulated = ticketing_store_redis::testkit::redis_room_for_test().await;
+    let accuracy = admission_accuracy(
+        &simulated,
+        &EventId::new("simulated").unwrap(),
+        1_000,
+        60,
+        100,
+    )
+    .await;
+    println!("{accuracy}");
 }
 
 async fn memory(rooms: &RedisWaitingRoom, visitors: usize, connection: &mut MultiplexedConnection) {

@@ -596,3 +596,101 @@ pub async fn bench_room(
         poll_p99_us: percentile(&poll_latencies, 0.99),
     }
 }
+
+/// How closely a room kept its configured rate: what [`admission_accuracy`] measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdmissionAccuracy {
+    /// The configured rate, visitors a second.
+    pub rate: u32,
+    /// Simulated seconds.
+    pub seconds: u32,
+    /// Milliseconds between admission steps.
+    pub step_ms: u64,
+    /// What the rule allows over the run: the opening credit (one second's worth) plus
+    /// `rate` a second.
+    pub allowed: u64,
+    /// Visitors admitted over the run.
+    pub admitted: u64,
+    /// Admitted by the steps of each simulated second (the first holds the opening
+    /// credit; the step closing the run is in no second).
+    pub per_second: Vec<u64>,
+}
+
+impl AdmissionAccuracy {
+    /// `admitted / allowed`: 1.0 is exact.
+    pub fn ratio(&self) -> f64 {
+        self.admitted as f64 / self.allowed.max(1) as f64
+    }
+
+    /// The largest distance of a whole second after the first from `rate`.
+    pub fn worst_second_error(&self) -> u64 {
+        self.per_second
+            .iter()
+            .skip(1)
+            .map(|&n| n.abs_diff(u64::from(self.rate)))
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+impl std::fmt::Display for AdmissionAccuracy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "admission over {} simulated seconds at {}/s, a step every {} ms: admitted {} of {} allowed (ratio {:.4}), worst whole second off by {}",
+            self.seconds,
+            self.rate,
+            self.step_ms,
+            self.admitted,
+            self.allowed,
+            self.ratio(),
+            self.worst_second_error()
+        )
+    }
+}
+
+/// Simulates `seconds` of a rate-limited room on its manual clock: more visitors wait than
+/// the run can admit, an admission step runs every `step_ms`, inventory never binds, and
+/// passes outlive the run. Counts what each simulated second admitted. A benchmark helper
+/// for the backends' bench programs: it asserts only that every call succeeded.
+pub async fn admission_accuracy(
+    room: &TestRoom,
+    event: &EventId,
+    rate: u32,
+    seconds: u32,
+    step_ms: u64,
+) -> AdmissionAccuracy {
+    let settings = RoomSettings::rate(rate).pass_ttl_seconds(seconds.saturating_mul(2).max(60));
+    room.rooms
+        .configure(event, settings)
+        .await
+        .expect("configure the simulated room");
+    let allowed = u64::from(rate) * (u64::from(seconds) + 1);
+    for n in 0..allowed + u64::from(rate) {
+        let visitor = HolderId::new(format!("sim-{n}")).expect("a visitor id");
+        room.rooms.join(event, &visitor).await.expect("join");
+    }
+    let step_ms = step_ms.max(1);
+    let steps_per_second = (1_000 / step_ms).max(1);
+    let mut per_second = Vec::with_capacity(seconds as usize);
+    for _ in 0..seconds {
+        let mut this_second = 0;
+        for _ in 0..steps_per_second {
+            let step = room.rooms.admit(event, u64::MAX).await.expect("admit");
+            this_second += u64::from(step.admitted);
+            room.clock.advance(Duration::from_millis(step_ms));
+        }
+        per_second.push(this_second);
+    }
+    // A last step at the end of the run takes what its last interval earned (it opens
+    // the next second, so it is in the total but in no second).
+    let last = room.rooms.admit(event, u64::MAX).await.expect("admit");
+    AdmissionAccuracy {
+        rate,
+        seconds,
+        step_ms,
+        allowed,
+        admitted: per_second.iter().sum::<u64>() + u64::from(last.admitted),
+        per_second,
+    }
+}
