@@ -29,10 +29,14 @@ use crate::domain::{
     Reservation, ReserveRequest, Ticket,
 };
 use crate::error::{Error, Result};
-use crate::id::{EventId, HolderId, OrderId, PoolId, ReservationId, SeatId, TicketCode, TicketId};
+use crate::id::{
+    EventId, HolderId, OrderId, PoolId, ReservationId, SeatId, TicketCode, TicketId,
+    WaitlistEntryId,
+};
 use crate::store::InventoryStore;
 use crate::token::ReservationToken;
 use crate::validate;
+use crate::waitlist::{WaitlistEntry, WaitlistJoined, WaitlistRequest, WaitlistStore};
 
 /// How [`Coalescing`] forms batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -446,5 +450,31 @@ mod tests {
         assert_eq!(error.code(), "backend");
         // The next call for the event starts afresh.
         assert!(store.reserve(request("after", 1)).await.is_ok());
+    }
+}
+
+/// The waitlist goes straight through to the wrapped store: joins and leaves are not
+/// batched, and the wrapped store serves the waitlist in the steps that free inventory.
+#[async_trait]
+impl<S: WaitlistStore + 'static> WaitlistStore for Coalescing<S> {
+    async fn waitlist_join(&self, request: WaitlistRequest) -> Result<WaitlistJoined> {
+        self.shared.inner.waitlist_join(request).await
+    }
+
+    async fn waitlist_entry(
+        &self,
+        event: &EventId,
+        entry: &WaitlistEntryId,
+    ) -> Result<WaitlistEntry> {
+        self.shared.inner.waitlist_entry(event, entry).await
+    }
+
+    async fn waitlist_leave(
+        &self,
+        event: &EventId,
+        entry: &WaitlistEntryId,
+        holder: &HolderId,
+    ) -> Result<()> {
+        self.shared.inner.waitlist_leave(event, entry, holder).await
     }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::id::{
     ClientReservationId, EventId, HolderId, IdempotencyKey, OrderId, PaymentId, PoolId,
-    ReservationId, SeatId, TicketCode, TicketId,
+    ReservationId, SeatId, TicketCode, TicketId, WaitlistEntryId,
 };
 use crate::time::Timestamp;
 use crate::token::ReservationToken;
@@ -119,11 +119,20 @@ pub struct Policy {
     pub late_commit: LateCommit,
     /// Where refunded inventory goes.
     pub refund_to: RefundTo,
+    /// Whether holders may join the event's waitlist (see [`crate::waitlist`]). Off by
+    /// default: an event with waiting entries serializes its operations on one lock so
+    /// that freed inventory is offered before anyone else can take it.
+    pub waitlist: bool,
+    /// How long an offer made to a waitlist entry holds its items (1 to
+    /// [`RESERVATION_TTL_SECONDS_MAX`](crate::validate::RESERVATION_TTL_SECONDS_MAX)).
+    pub waitlist_offer_ttl_seconds: u32,
 }
 
 impl Policy {
     /// The default hold: 5 minutes.
     pub const RESERVATION_TTL_SECONDS_DEFAULT: u32 = 300;
+    /// The default hold of a waitlist offer: 15 minutes.
+    pub const WAITLIST_OFFER_TTL_SECONDS_DEFAULT: u32 = 900;
 }
 
 impl Default for Policy {
@@ -135,6 +144,8 @@ impl Default for Policy {
             holder_reservations_max: None,
             late_commit: LateCommit::Strict,
             refund_to: RefundTo::Sale,
+            waitlist: false,
+            waitlist_offer_ttl_seconds: Self::WAITLIST_OFFER_TTL_SECONDS_DEFAULT,
         }
     }
 }
@@ -699,5 +710,41 @@ pub enum ChangeKind {
         pool: PoolId,
         /// The new blocked count.
         blocked: u32,
+    },
+    /// A holder joined the event's waitlist, at its back.
+    WaitlistJoined {
+        /// The new entry.
+        entry: WaitlistEntryId,
+        /// Who waits.
+        holder: HolderId,
+        /// How many seats or units, all at once.
+        quantity: u32,
+        /// Seats in one row with consecutive numbers.
+        adjacent: bool,
+        /// Seats from this section only.
+        section: Option<String>,
+        /// Units of this GA pool instead of seats.
+        pool: Option<PoolId>,
+    },
+    /// A waiting entry left the waitlist.
+    WaitlistLeft {
+        /// The entry.
+        entry: WaitlistEntryId,
+    },
+    /// Freed items went from free to held by a new reservation offered to a waiting entry,
+    /// which leaves the waitlist. The entry's token is the reservation's token.
+    OfferMade {
+        /// The new reservation.
+        reservation: ReservationId,
+        /// Its holder: the entry's.
+        holder: HolderId,
+        /// The entry served.
+        entry: WaitlistEntryId,
+        /// Seats now held.
+        seats: Vec<SeatId>,
+        /// GA units now held.
+        ga: Vec<GaRequest>,
+        /// When the offer lapses.
+        expires_at: Timestamp,
     },
 }

@@ -38,6 +38,10 @@ pub enum Entity {
     Room,
     /// A waiting-room ticket.
     QueueTicket,
+    /// An event's waitlist (the event's policy has none).
+    Waitlist,
+    /// A waitlist entry.
+    WaitlistEntry,
 }
 
 impl fmt::Display for Entity {
@@ -51,6 +55,8 @@ impl fmt::Display for Entity {
             Entity::Ticket => "ticket",
             Entity::Room => "room",
             Entity::QueueTicket => "queue_ticket",
+            Entity::Waitlist => "waitlist",
+            Entity::WaitlistEntry => "waitlist_entry",
         })
     }
 }
@@ -82,6 +88,13 @@ pub enum ConflictReason {
         /// Units held, sold and blocked right now.
         used: u32,
     },
+    /// The holder already has an open entry on this event's waitlist, for another request.
+    WaitlistEntryExists,
+    /// The waitlist entry was offered a reservation already: cancel that instead.
+    WaitlistEntryOffered,
+    /// The event's waitlist holds as many entries as it may
+    /// ([`WAITLIST_ENTRIES_MAX`](crate::validate::WAITLIST_ENTRIES_MAX)).
+    WaitlistFull,
 }
 
 /// Everything that can go wrong, in order of precedence.

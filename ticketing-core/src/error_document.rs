@@ -22,6 +22,10 @@ const FIELDS: &[&str] = &[
     "active_max",
     "pass_ttl_seconds",
     "seats_per_buyer",
+    "quantity",
+    "section",
+    "adjacent",
+    "pool",
 ];
 
 /// The fields an `idempotency_mismatch` document may name.
@@ -72,6 +76,8 @@ impl Error {
                     "order" => Entity::Order,
                     "room" => Entity::Room,
                     "queue_ticket" => Entity::QueueTicket,
+                    "waitlist" => Entity::Waitlist,
+                    "waitlist_entry" => Entity::WaitlistEntry,
                     _ => Entity::Ticket,
                 };
                 Error::not_found(entity, text("id"))
@@ -132,6 +138,9 @@ impl Error {
                     "event_exists" => ConflictReason::EventExists,
                     "ticket_checked_in" => ConflictReason::TicketCheckedIn,
                     "ticket_refunded" => ConflictReason::TicketRefunded,
+                    "waitlist_entry_exists" => ConflictReason::WaitlistEntryExists,
+                    "waitlist_entry_offered" => ConflictReason::WaitlistEntryOffered,
+                    "waitlist_full" => ConflictReason::WaitlistFull,
                     _ => ConflictReason::CapacityBelowUsage {
                         used: u32_of("used"),
                     },
@@ -172,6 +181,41 @@ mod tests {
             Error::from_document(&unknown_field).unwrap().code(),
             "invalid_request"
         );
+        let waitlist = [
+            (
+                serde_json::json!({"code": "conflict", "reason": "waitlist_entry_exists"}),
+                Error::Conflict {
+                    reason: ConflictReason::WaitlistEntryExists,
+                },
+            ),
+            (
+                serde_json::json!({"code": "conflict", "reason": "waitlist_entry_offered"}),
+                Error::Conflict {
+                    reason: ConflictReason::WaitlistEntryOffered,
+                },
+            ),
+            (
+                serde_json::json!({"code": "conflict", "reason": "waitlist_full"}),
+                Error::Conflict {
+                    reason: ConflictReason::WaitlistFull,
+                },
+            ),
+            (
+                serde_json::json!({"code": "not_found", "entity": "waitlist", "id": "e"}),
+                Error::not_found(Entity::Waitlist, "e"),
+            ),
+            (
+                serde_json::json!({"code": "not_found", "entity": "waitlist_entry", "id": "w_1"}),
+                Error::not_found(Entity::WaitlistEntry, "w_1"),
+            ),
+            (
+                serde_json::json!({"code": "invalid_request", "field": "quantity"}),
+                Error::invalid("quantity", ""),
+            ),
+        ];
+        for (document, error) in waitlist {
+            assert_eq!(Error::from_document(&document), Some(error), "{document}");
+        }
         assert_eq!(
             Error::from_document(&serde_json::json!({"code": "backend"})),
             None

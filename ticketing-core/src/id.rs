@@ -169,6 +169,10 @@ string_id!(
     /// A visitor's place in a waiting room, made by the room: what the visitor polls with.
     QueueTicketId, "ticket"
 );
+string_id!(
+    /// A holder's entry on an event's waitlist, made by the store.
+    WaitlistEntryId, "entry"
+);
 
 /// Prefixes of the ids a store makes, so a person reading a log knows what an id names.
 pub(crate) mod prefix {
@@ -176,6 +180,7 @@ pub(crate) mod prefix {
     pub(crate) const ORDER: &str = "ord_";
     pub(crate) const TICKET: &str = "tkt_";
     pub(crate) const QUEUE_TICKET: &str = "q_";
+    pub(crate) const WAITLIST_ENTRY: &str = "w_";
 }
 
 fn generated(prefix: &str, at: crate::time::Timestamp) -> SharedStr {
@@ -224,6 +229,13 @@ impl QueueTicketId {
     /// A fresh queue ticket id made at `at` (`q_` and a ULID: 80 random bits, unguessable).
     pub fn generate(at: crate::time::Timestamp) -> Self {
         Self(generated(prefix::QUEUE_TICKET, at))
+    }
+}
+
+impl WaitlistEntryId {
+    /// A fresh waitlist entry id made at `at` (`w_` and a ULID).
+    pub fn generate(at: crate::time::Timestamp) -> Self {
+        Self(generated(prefix::WAITLIST_ENTRY, at))
     }
 }
 

@@ -10,6 +10,8 @@
 //!   different seats of one event do not wait for each other.
 //! - [`WaitingRoom`]: fair admission to a hot on-sale ([`MemoryWaitingRoom`] here), with
 //!   signed admission passes ([`PassKey`]).
+//! - [`WaitlistStore`]: holders wait for a sold-out event; freed inventory is offered to
+//!   them in the step that frees it ([`MemoryStore`] implements it).
 //! - [`Error`]: one error type with a stable [`Error::code`] per variant.
 //! - [`validate`]: every bound, checked once before any backend runs.
 //!
@@ -81,6 +83,7 @@ mod sync;
 mod time;
 mod token;
 pub mod validate;
+pub mod waitlist;
 
 #[cfg(feature = "tokio")]
 pub mod coalescing;
@@ -103,3 +106,4 @@ pub use room::{
 pub use store::InventoryStore;
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use token::ReservationToken;
+pub use waitlist::{WaitlistEntry, WaitlistJoined, WaitlistRequest, WaitlistState, WaitlistStore};

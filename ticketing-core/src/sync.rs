@@ -11,6 +11,8 @@ mod imp {
     pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
 
     pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+    pub(crate) type RwLockReadGuard<'a, T> = parking_lot::RwLockReadGuard<'a, T>;
+    pub(crate) type RwLockWriteGuard<'a, T> = parking_lot::RwLockWriteGuard<'a, T>;
 
     /// A mutual-exclusion lock without poisoning.
     #[derive(Debug, Default)]
@@ -76,9 +78,17 @@ mod imp {
             *word = previous.wrapping_add(value);
             previous
         }
+        pub(crate) fn fetch_sub(&self, value: u64, _: Ordering) -> u64 {
+            let mut word = self.word();
+            let previous = *word;
+            *word = previous.wrapping_sub(value);
+            previous
+        }
     }
 
     pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+    pub(crate) type RwLockReadGuard<'a, T> = loom::sync::RwLockReadGuard<'a, T>;
+    pub(crate) type RwLockWriteGuard<'a, T> = loom::sync::RwLockWriteGuard<'a, T>;
 
     /// A mutual-exclusion lock without poisoning (loom's, under the model checker).
     #[derive(Debug, Default)]

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use crate::domain::{BestAvailable, CommitRequest, EventSpec, GaRequest, Page, ReserveRequest};
 use crate::error::{Error, Result};
 use crate::id::{ID_LENGTH_MAX, SeatId, TicketId};
+use crate::waitlist::WaitlistRequest;
 
 /// The longest hold any event may allow: 30 minutes.
 pub const RESERVATION_TTL_SECONDS_MAX: u32 = 30 * 60;
@@ -30,6 +31,8 @@ pub const CHANGES_LIMIT_MAX: usize = 10_000;
 pub const SEATS_PER_BLOCK_MAX: usize = 10_000;
 /// Reservations in one [`crate::InventoryStore::reserve_batch`] call.
 pub const BATCH_SIZE_MAX: usize = 1_024;
+/// Entries waiting on one event's waitlist at once.
+pub const WAITLIST_ENTRIES_MAX: usize = 10_000;
 
 const _: () = assert!(ITEMS_PER_RESERVATION_MAX as usize <= u16::MAX as usize);
 const _: () = assert!(SEATS_PER_EVENT_MAX <= u32::MAX as usize);
@@ -59,6 +62,20 @@ pub fn check_ttl_seconds(ttl_seconds: u32) -> Result<()> {
         return Err(Error::invalid(
             "ttl_seconds",
             format!("must be 1 to {RESERVATION_TTL_SECONDS_MAX}, got {ttl_seconds}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses an event whose policy turns the waitlist on, for a store that does not serve
+/// waitlists ([`crate::WaitlistStore`]): it would keep the flag and never make an offer.
+///
+/// Errors: `invalid_request` on `policy.waitlist`, naming `store`.
+pub fn check_no_waitlist(spec: &EventSpec, store: &str) -> Result<()> {
+    if spec.policy.waitlist {
+        return Err(Error::invalid(
+            "policy.waitlist",
+            format!("the {store} store does not serve waitlists yet; the in-memory store does"),
         ));
     }
     Ok(())
@@ -161,6 +178,12 @@ pub fn check_event_spec(spec: &EventSpec) -> Result<()> {
             "must be at least 1",
         ));
     }
+    check_ttl_seconds(policy.waitlist_offer_ttl_seconds).map_err(|_| {
+        Error::invalid(
+            "policy.waitlist_offer_ttl_seconds",
+            format!("must be 1 to {RESERVATION_TTL_SECONDS_MAX}"),
+        )
+    })?;
     Ok(())
 }
 
@@ -323,6 +346,39 @@ pub fn check_commit(request: &CommitRequest) -> Result<()> {
     }
     if let Some(ga) = &request.ga {
         check_ga_list("ga", ga)?;
+    }
+    Ok(())
+}
+
+/// Checks a waitlist request's shape: a quantity of 1 to [`ITEMS_PER_RESERVATION_MAX`], a
+/// section that is text, and no seat filters on a GA entry. Whether the event can ever
+/// satisfy it is the store's check.
+pub fn check_waitlist_request(request: &WaitlistRequest) -> Result<()> {
+    if request.quantity == 0 || request.quantity > ITEMS_PER_RESERVATION_MAX {
+        return Err(Error::invalid(
+            "quantity",
+            format!(
+                "must be 1 to {ITEMS_PER_RESERVATION_MAX}, got {}",
+                request.quantity
+            ),
+        ));
+    }
+    if let Some(section) = &request.section {
+        check_text("section", section, true)?;
+    }
+    if request.pool.is_some() {
+        if request.section.is_some() {
+            return Err(Error::invalid(
+                "section",
+                "a GA entry (with a pool) takes no section",
+            ));
+        }
+        if request.adjacent {
+            return Err(Error::invalid(
+                "adjacent",
+                "a GA entry (with a pool) takes no adjacency",
+            ));
+        }
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ use loom::thread;
 use ticketing_core::{
     CommitRequest, Error, EventId, EventSpec, HolderId, IdempotencyKey, InventoryStore, LateCommit,
     ManualClock, MemoryStore, Policy, PoolId, PoolSpec, Reservation, ReserveRequest, Seat, SeatId,
-    SeatStatus,
+    SeatStatus, WaitlistRequest, WaitlistState, WaitlistStore,
 };
 
 /// The store never waits on I/O: its futures are ready on the first poll.
@@ -33,6 +33,14 @@ fn seat(n: u32) -> SeatId {
 }
 
 fn setup(late_commit: LateCommit, pool_capacity: u32) -> (Arc<MemoryStore>, ManualClock, EventId) {
+    let policy = Policy {
+        late_commit,
+        ..Policy::default()
+    };
+    setup_with(policy, pool_capacity)
+}
+
+fn setup_with(policy: Policy, pool_capacity: u32) -> (Arc<MemoryStore>, ManualClock, EventId) {
     let clock = ManualClock::default();
     let store = MemoryStore::with_clock(std::sync::Arc::new(clock.clone()));
     let event = EventId::new("e").unwrap();
@@ -57,10 +65,7 @@ fn setup(late_commit: LateCommit, pool_capacity: u32) -> (Arc<MemoryStore>, Manu
             capacity: pool_capacity,
         }],
         sale_window: None,
-        policy: Policy {
-            late_commit,
-            ..Policy::default()
-        },
+        policy,
     };
     ready(store.create_event(spec)).unwrap();
     (Arc::new(store), clock, event)
@@ -230,5 +235,41 @@ fn cancel_racing_commit_has_one_winner() {
         assert_eq!(&availability.seats[..2], &[expected, expected]);
         assert_eq!(availability.pools[0].sold, u32::from(committed));
         assert_eq!(availability.pools[0].held, 0);
+    });
+}
+
+/// A cancel frees a seat while a waitlist entry waits for one and a buyer races for it: in
+/// every interleaving the entry is offered the seat in the step that frees it, and the
+/// buyer never gets it.
+#[test]
+fn freed_seat_goes_to_the_waitlist_not_a_racing_buyer() {
+    loom::model(|| {
+        let policy = Policy {
+            waitlist: true,
+            ..Policy::default()
+        };
+        let (store, _clock, event) = setup_with(policy, 1);
+        let owner = reserve(&store, &event, "owner", &[1], 0).unwrap();
+        reserve(&store, &event, "other", &[2, 3], 1).unwrap();
+        let waiter = HolderId::new("waiter").unwrap();
+        let joined =
+            ready(store.waitlist_join(WaitlistRequest::seats(event.clone(), waiter, 1))).unwrap();
+        let canceller = store.clone();
+        let cancel = thread::spawn(move || {
+            let token = owner.token.clone().unwrap();
+            ready(canceller.cancel(&owner.id, &token)).unwrap();
+        });
+        let taken = reserve(&store, &event, "buyer", &[1], 0).is_ok();
+        cancel.join().unwrap();
+        assert!(!taken, "a racing buyer never gets the freed seat");
+        let entry = ready(store.waitlist_entry(&event, &joined.entry.id)).unwrap();
+        assert!(
+            matches!(entry.state, WaitlistState::Offered { .. }),
+            "{entry:?}"
+        );
+        assert_eq!(
+            ready(store.availability(&event)).unwrap().seats[0],
+            SeatStatus::Held
+        );
     });
 }

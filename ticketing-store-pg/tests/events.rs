@@ -72,6 +72,16 @@ async fn refusals_change_nothing() {
         store.create_event(empty).await.unwrap_err().code(),
         "invalid_request"
     );
+    let mut waitlisted = spec("w", "waitlist on");
+    waitlisted.policy.waitlist = true;
+    assert_eq!(
+        store.create_event(waitlisted).await.unwrap_err(),
+        Error::invalid(
+            "policy.waitlist",
+            "the PostgreSQL store does not serve waitlists yet; the in-memory store does"
+        ),
+        "a flag this store would keep and never act on is refused"
+    );
     let mut duplicate = spec("g", "twice");
     duplicate.seats.push(duplicate.seats[0].clone());
     assert_eq!(
@@ -94,7 +104,11 @@ async fn refusals_change_nothing() {
         "invalid_request"
     );
     let all = store.events(Page::default()).await.unwrap();
-    assert_eq!(all.len(), 1);
+    assert_eq!(
+        all.len(),
+        1,
+        "neither the waitlisted nor the bad events were made"
+    );
     assert_eq!(
         all[0].name, "first",
         "the refused duplicate changed nothing"

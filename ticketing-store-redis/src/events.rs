@@ -32,6 +32,7 @@ impl RedisStore {
     /// (`event_exists`), `backend` (also when the id's 80-bit key tag is another event's).
     pub async fn create_event(&self, spec: EventSpec) -> Result<Event> {
         validate::check_event_spec(&spec)?;
+        validate::check_no_waitlist(&spec, "Redis")?;
         let tag = keys::tag(&spec.id);
         let layout: Vec<(&str, &str, &str, u32, &str)> = spec
             .seats

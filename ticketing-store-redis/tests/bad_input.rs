@@ -328,3 +328,25 @@ async fn huge_lists_are_refused_or_handled_whole() {
     let picked = store.reserve(request).await.unwrap();
     assert_eq!(picked.seats[0], SeatId::new("S-10065").unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waitlist_policy_is_refused_and_nothing_is_made() {
+    let store = store().await;
+    let mut waitlisted = spec("w", vec![seat("A-1", "floor", "A", 1, "c")]);
+    waitlisted.policy.waitlist = true;
+    assert_eq!(
+        store.create_event(waitlisted).await.unwrap_err(),
+        ticketing_core::Error::invalid(
+            "policy.waitlist",
+            "the Redis store does not serve waitlists yet; the in-memory store does"
+        )
+    );
+    assert_eq!(
+        store
+            .event(&EventId::new("w").unwrap())
+            .await
+            .unwrap_err()
+            .code(),
+        "not_found"
+    );
+}

@@ -8,6 +8,7 @@ use crate::validate;
 
 use super::MemoryStore;
 use super::event::{EventState, SeatSlot};
+use crate::time::Timestamp;
 
 /// Which pool number an organizer sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +40,25 @@ impl MemoryStore {
             .map(|seat| state.seat_index(seat))
             .collect::<Result<Vec<u32>>>()?;
         let now = self.now();
+        let gate = self.enter(&state, now);
+        let changed = self.block_seats(&state, &indices, blocked, now)?;
+        if gate.serves() && changed && !blocked {
+            self.serve(&state, now);
+        }
+        drop(gate);
+        Ok(())
+    }
+
+    /// Blocks or unblocks seats (by index); whether any changed.
+    fn block_seats(
+        &self,
+        state: &EventState,
+        indices: &[u32],
+        blocked: bool,
+        now: Timestamp,
+    ) -> Result<bool> {
         state.sweep_if_due(now);
-        let mut sorted = indices.clone();
+        let mut sorted = indices.to_vec();
         sorted.sort_unstable();
         let mut guards = state.lock_seats(&sorted);
         let slot = |index: u32| {
@@ -78,7 +96,7 @@ impl MemoryStore {
             })
             .collect();
         if changing.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         for index in &changing {
             *guards[slot(*index)] = to.clone();
@@ -97,14 +115,14 @@ impl MemoryStore {
         };
         let mut journal = state.journal.lock();
         journal.append(
-            &state,
+            state,
             now,
             kind,
             changing.iter().map(|index| (*index, status)),
         );
         drop(journal);
         drop(guards);
-        Ok(())
+        Ok(true)
     }
 
     pub(super) fn set_pool_now(
@@ -118,37 +136,55 @@ impl MemoryStore {
         let state = self.event_state(event)?;
         let index = state.pool_index(pool)?;
         let now = self.now();
-        state.sweep_if_due(now);
-        let mut journal = state.journal.lock();
-        let counts = journal.pool_mut(index);
-        let (capacity, blocked) = match field {
-            PoolField::Capacity => (value, counts.blocked),
-            PoolField::Blocked => (counts.capacity, value),
-        };
-        if counts.held + counts.sold + blocked > capacity {
-            return Err(Error::Conflict {
-                reason: ConflictReason::CapacityBelowUsage {
-                    used: counts.used(),
-                },
-            });
+        let gate = self.enter(&state, now);
+        let changed = set_pool_counts(&state, pool, index, field, value, now)?;
+        if gate.serves() && changed {
+            self.serve(&state, now);
         }
-        if (capacity, blocked) == (counts.capacity, counts.blocked) {
-            return Ok(());
-        }
-        counts.capacity = capacity;
-        counts.blocked = blocked;
-        let kind = match field {
-            PoolField::Capacity => ChangeKind::PoolResized {
-                pool: pool.clone(),
-                capacity,
-            },
-            PoolField::Blocked => ChangeKind::PoolBlocked {
-                pool: pool.clone(),
-                blocked,
-            },
-        };
-        journal.append(&state, now, kind, []);
-        journal.assert_pools();
+        drop(gate);
         Ok(())
     }
+}
+
+/// Sets a pool's capacity or blocked count; whether it changed.
+fn set_pool_counts(
+    state: &EventState,
+    pool: &PoolId,
+    index: usize,
+    field: PoolField,
+    value: u32,
+    now: Timestamp,
+) -> Result<bool> {
+    state.sweep_if_due(now);
+    let mut journal = state.journal.lock();
+    let counts = journal.pool_mut(index);
+    let (capacity, blocked) = match field {
+        PoolField::Capacity => (value, counts.blocked),
+        PoolField::Blocked => (counts.capacity, value),
+    };
+    if counts.held + counts.sold + blocked > capacity {
+        return Err(Error::Conflict {
+            reason: ConflictReason::CapacityBelowUsage {
+                used: counts.used(),
+            },
+        });
+    }
+    if (capacity, blocked) == (counts.capacity, counts.blocked) {
+        return Ok(false);
+    }
+    counts.capacity = capacity;
+    counts.blocked = blocked;
+    let kind = match field {
+        PoolField::Capacity => ChangeKind::PoolResized {
+            pool: pool.clone(),
+            capacity,
+        },
+        PoolField::Blocked => ChangeKind::PoolBlocked {
+            pool: pool.clone(),
+            blocked,
+        },
+    };
+    journal.append(state, now, kind, []);
+    journal.assert_pools();
+    Ok(true)
 }

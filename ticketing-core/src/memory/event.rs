@@ -1,11 +1,13 @@
 //! One event's state: per-seat locks, the journal (change log, pool counts, expiry queue),
 //! holder accounts and idempotency records.
 //!
-//! Lock order, everywhere: idempotency shard → sweep → reservation → tickets (in order) →
-//! holder accounts (by id) → seats (ascending index) → journal. The journal is the last lock
-//! taken and the event's serialization point for its change log: every change is appended
-//! while the locks of the items it changes are still held, so the log's order agrees with
-//! the order in which items changed hands.
+//! Lock order, everywhere: gate → idempotency shard → sweep → waitlist → reservation →
+//! tickets (in order) → holder accounts (by id) → seats (ascending index) → journal. The
+//! journal is the last lock taken and the event's serialization point for its change log:
+//! every change is appended while the locks of the items it changes are still held, so the
+//! log's order agrees with the order in which items changed hands.
+//!
+//! The gate exists for events with a waitlist (see [`Gate`]); other events never touch it.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -15,11 +17,14 @@ use crate::domain::{
 };
 use crate::error::{Entity, Error, Result};
 use crate::id::{ClientReservationId, HolderId, IdempotencyKey, PoolId, SeatId};
-use crate::sync::{Arc, AtomicU64, Mutex, MutexGuard, Ordering};
+use crate::sync::{
+    Arc, AtomicU64, Mutex, MutexGuard, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
 use crate::time::Timestamp;
 
 use super::reservation::{CommitRecord, ReservationCell, ReserveRecord};
 use super::shards::{FastHasher, Shards};
+use super::waitlist::Waitlist;
 
 /// Where a seat is, as the deciding code sees it.
 #[derive(Debug, Clone)]
@@ -182,14 +187,20 @@ pub(crate) struct HolderAccount {
     pub(crate) holds: Vec<(Arc<ReservationCell>, Timestamp, u32)>,
     /// Valid or checked-in tickets owned.
     pub(crate) tickets: u32,
+    /// Waiting waitlist entries: each counts as a live reservation of its quantity.
+    pub(crate) waiting_entries: u32,
+    /// The quantities of the waiting entries.
+    pub(crate) waiting_items: u32,
 }
 
 impl HolderAccount {
     pub(crate) fn live_reservations(&self, now: Timestamp) -> u32 {
-        self.holds
+        let holds = self
+            .holds
             .iter()
             .filter(|(_, expires_at, _)| *expires_at > now)
-            .count() as u32
+            .count() as u32;
+        holds + self.waiting_entries
     }
 
     pub(crate) fn items(&self, now: Timestamp) -> u32 {
@@ -199,7 +210,7 @@ impl HolderAccount {
             .filter(|(_, expires_at, _)| *expires_at > now)
             .map(|(_, _, items)| *items)
             .sum();
-        held + self.tickets
+        held + self.tickets + self.waiting_items
     }
 
     pub(crate) fn forget(&mut self, cell: &Arc<ReservationCell>) {
@@ -220,6 +231,80 @@ pub(crate) struct Layout {
     /// Whether every row is laid out in number order, so that `next_is_following` describes
     /// every adjacency.
     pub(crate) rows_in_order: bool,
+    /// What the layout could ever give one waitlist entry: all seats, and each section's.
+    pub(crate) capacity_all: SeatCapacity,
+    pub(crate) capacity_by_section: HashMap<String, SeatCapacity, FastHasher>,
+}
+
+/// How many seats a part of the layout has, and its longest run of adjacent seats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SeatCapacity {
+    pub(crate) seats: u32,
+    pub(crate) run_max: u32,
+}
+
+impl SeatCapacity {
+    fn add_run(&mut self, length: u32) {
+        self.seats += length;
+        self.run_max = self.run_max.max(length);
+    }
+}
+
+/// Seat capacities of the whole layout and of each section: runs follow `next_in_row`
+/// from each seat that no seat precedes (a row's numbers are distinct, so runs are chains).
+fn seat_capacities(
+    event: &Event,
+    next_in_row: &[Option<u32>],
+) -> (SeatCapacity, HashMap<String, SeatCapacity, FastHasher>) {
+    let mut preceded = vec![false; next_in_row.len()];
+    for next in next_in_row.iter().flatten() {
+        preceded[*next as usize] = true;
+    }
+    let mut all = SeatCapacity::default();
+    let mut by_section: HashMap<String, SeatCapacity, FastHasher> = HashMap::default();
+    for start in (0..next_in_row.len()).filter(|index| !preceded[*index]) {
+        let mut length = 1;
+        let mut at = start;
+        while let Some(next) = next_in_row[at] {
+            length += 1;
+            at = next as usize;
+        }
+        all.add_run(length);
+        by_section
+            .entry(event.seats[start].section.clone())
+            .or_default()
+            .add_run(length);
+    }
+    (all, by_section)
+}
+
+/// An event's gate: how an operation on an event with a waitlist excludes the others.
+///
+/// With no entry waiting, operations share the gate (and no entry can join while they run:
+/// joining takes it exclusively), so they run as on any event. With entries waiting, every
+/// operation takes it exclusively: it finalizes lapsed reservations, does its work, and
+/// offers what it freed to the waitlist before anyone else runs, so freed inventory is
+/// never free for others while a waiting entry could have it. Events without a waitlist
+/// are [`Gate::Open`] and never touch the lock.
+#[derive(Debug)]
+pub(crate) enum Gate<'a> {
+    Open,
+    #[allow(dead_code)] // held for its guard
+    Shared(RwLockReadGuard<'a, ()>),
+    #[allow(dead_code)] // held for its guard
+    Exclusive(RwLockWriteGuard<'a, ()>),
+}
+
+impl Gate<'_> {
+    /// Whether the holder runs alone and must serve the waitlist after freeing items.
+    pub(crate) fn serves(&self) -> bool {
+        matches!(self, Gate::Exclusive(_))
+    }
+
+    /// Whether the event has a waitlist (the gate is held, shared or exclusive).
+    pub(crate) fn is_gated(&self) -> bool {
+        !matches!(self, Gate::Open)
+    }
 }
 
 /// Everything about one event.
@@ -240,6 +325,11 @@ pub(crate) struct EventState {
     pub(crate) reserve_keys: Shards<ClientReservationId, ReserveRecord>,
     pub(crate) commit_keys: Shards<IdempotencyKey, CommitRecord>,
     change_retention: usize,
+    /// See [`Gate`]; used only when the policy has a waitlist.
+    gate: RwLock<()>,
+    /// Entries waiting on the waitlist; changed only under the exclusive gate.
+    pub(crate) waiting: AtomicU64,
+    pub(crate) waitlist: Mutex<Waitlist>,
 }
 
 impl EventState {
@@ -296,6 +386,7 @@ impl EventState {
                 ..PoolCounts::default()
             })
             .collect();
+        let (capacity_all, capacity_by_section) = seat_capacities(&event, &next_in_row);
         let has_limits = event.policy.holder_seats_max.is_some()
             || event.policy.holder_reservations_max.is_some();
         let journal = Journal {
@@ -318,6 +409,8 @@ impl EventState {
                 next_in_row,
                 next_is_following: next_is_following.into_boxed_slice(),
                 rows_in_order,
+                capacity_all,
+                capacity_by_section,
             },
             journal: Mutex::new(journal),
             sweep_lock: Mutex::new(()),
@@ -332,6 +425,9 @@ impl EventState {
             reserve_keys: Shards::new(),
             commit_keys: Shards::new(),
             change_retention: change_retention.max(1),
+            gate: RwLock::new(()),
+            waiting: AtomicU64::new(0),
+            waitlist: Mutex::new(Waitlist::default()),
             event,
         };
         let created_at = state.event.created_at;
@@ -397,6 +493,40 @@ impl EventState {
         self.holders.as_ref().map(|holders| holders.lock(holder))
     }
 
+    // ---- the gate ------------------------------------------------------------------
+
+    /// Enters the event for an operation (see [`Gate`]): open without a waitlist, shared
+    /// while nobody waits, exclusive otherwise. Taken once per operation, before any other
+    /// lock of the event.
+    pub(crate) fn gate(&self) -> Gate<'_> {
+        if !self.event.policy.waitlist {
+            return Gate::Open;
+        }
+        let shared = self.gate.read();
+        if self.waiting.load(Ordering::Acquire) == 0 {
+            return Gate::Shared(shared);
+        }
+        drop(shared);
+        Gate::Exclusive(self.gate.write())
+    }
+
+    /// The gate, shared whatever waits: for reads. Without a waitlist, [`Gate::Open`].
+    pub(crate) fn gate_read(&self) -> Gate<'_> {
+        if !self.event.policy.waitlist {
+            return Gate::Open;
+        }
+        Gate::Shared(self.gate.read())
+    }
+
+    /// The gate, exclusively (joining and leaving change who waits). Without a waitlist,
+    /// [`Gate::Open`].
+    pub(crate) fn gate_exclusive(&self) -> Gate<'_> {
+        if !self.event.policy.waitlist {
+            return Gate::Open;
+        }
+        Gate::Exclusive(self.gate.write())
+    }
+
     // ---- free-seat bitmap --------------------------------------------------------
 
     /// Bit `index % 64` of word `index / 64` of the free-seat bitmap: set while the seat is
@@ -406,6 +536,13 @@ impl EventState {
         self.free_bits
             .get(word)
             .map_or(0, |bits| bits.load(Ordering::Acquire))
+    }
+
+    /// How many seats are available (a count of the free-seat bitmap).
+    pub(crate) fn free_seat_count(&self) -> u32 {
+        (0..self.free_words())
+            .map(|word| self.free_word(word).count_ones())
+            .sum()
     }
 
     /// How many words the free-seat bitmap has.
@@ -432,13 +569,23 @@ impl EventState {
     }
 
     /// Finalizes up to `limit` reservations lapsed by `now`; returns how many it expired.
+    /// Afterwards [`EventState::may_have_due`] is false unless the limit left some lapsed.
     pub(crate) fn sweep(&self, now: Timestamp, limit: usize) -> usize {
         let _sweeping = self.sweep_lock.lock();
         let mut expired = 0;
-        while expired < limit {
+        loop {
             let Some(due) = self.journal.lock().pop_due(now) else {
                 break;
             };
+            if expired >= limit {
+                // Keep a lapsed reservation queued for the next sweep; an entry left behind
+                // by an extension or a finished reservation just goes.
+                if super::reservation::is_lapsed(&due.cell, now) {
+                    self.journal.lock().push_due(self, due.cell, due.expires_at);
+                    break;
+                }
+                continue;
+            }
             if super::reservation::expire_if_lapsed(&due.cell, self, now) {
                 expired += 1;
             }

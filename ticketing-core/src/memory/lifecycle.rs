@@ -129,6 +129,7 @@ impl MemoryStore {
         cell.check_token(&request.token)?;
         let event = self.owning_event(&cell.event);
         let now = self.now();
+        let gate = self.enter(&event, now);
         let key = request.idempotency_key.clone();
         let mut keys = event.commit_keys.lock(&key);
         if let Some(record) = keys.get(&key)
@@ -155,6 +156,15 @@ impl MemoryStore {
                 .map_err(Clone::clone),
         };
         keys.insert(key, record);
+        drop(keys);
+        // A commit of some of the items released the rest: offer them.
+        if gate.serves()
+            && let Ok(order) = &outcome
+            && (order.tickets.len() as u32) < cell.item_count()
+        {
+            self.serve(&event, now);
+        }
+        drop(gate);
         outcome
     }
 
@@ -358,6 +368,7 @@ impl MemoryStore {
         cell.check_token(token)?;
         let event = self.owning_event(&cell.event);
         let now = self.now();
+        let _gate = self.enter(&event, now);
         let mut state = cell.state.lock();
         check_active(&state, now)?;
         let expires_at = now.saturating_add(Duration::from_secs(u64::from(ttl_seconds)));
@@ -406,12 +417,18 @@ impl MemoryStore {
         cell.check_token(token)?;
         let event = self.owning_event(&cell.event);
         let now = self.now();
+        let gate = self.enter(&event, now);
         let mut state = cell.state.lock();
         if state.status == ReservationStatus::Cancelled {
             return Ok(());
         }
         check_active(&state, now)?;
         super::reservation::release(&cell, &event, &mut state, Release::Cancelled, now);
+        drop(state);
+        if gate.serves() {
+            self.serve(&event, now);
+        }
+        drop(gate);
         Ok(())
     }
 }

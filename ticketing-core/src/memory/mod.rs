@@ -15,6 +15,7 @@ mod shards;
 #[cfg(all(test, not(loom)))]
 mod tests;
 mod tickets;
+mod waitlist;
 
 use std::collections::BTreeMap;
 
@@ -25,12 +26,16 @@ use crate::domain::{
     Reservation, ReserveRequest, Ticket,
 };
 use crate::error::{Entity, Error, Result};
-use crate::id::{EventId, HolderId, OrderId, PoolId, ReservationId, SeatId, TicketCode, TicketId};
+use crate::id::{
+    EventId, HolderId, OrderId, PoolId, ReservationId, SeatId, TicketCode, TicketId,
+    WaitlistEntryId,
+};
 use crate::store::InventoryStore;
 use crate::sync::{Arc, RwLock, StdArc};
 use crate::time::{Clock, SystemClock, Timestamp};
 use crate::token::ReservationToken;
 use crate::validate;
+use crate::waitlist::{WaitlistEntry, WaitlistJoined, WaitlistRequest, WaitlistStore};
 
 use event::EventState;
 use order::{OrderCell, TicketCell};
@@ -71,7 +76,8 @@ impl MemoryStoreConfig {
     }
 }
 
-/// The in-memory [`InventoryStore`]: everything in this process, nothing durable.
+/// The in-memory [`InventoryStore`] and [`WaitlistStore`]: everything in this process,
+/// nothing durable.
 ///
 /// Use it embedded in one process, in tests, and as the reference for what other backends
 /// must do. Every method completes without waiting on I/O; the `async` methods are ready at
@@ -185,7 +191,12 @@ impl MemoryStore {
                 break;
             }
             if event.may_have_due(now) {
-                expired += event.sweep(now, limit - expired);
+                let gate = event.gate();
+                expired += if gate.is_gated() {
+                    self.finalize_lapsed(event, &gate, now, limit - expired)
+                } else {
+                    event.sweep(now, limit - expired)
+                };
             }
         }
         let cutoff = Timestamp::from_millis(
@@ -284,8 +295,14 @@ impl InventoryStore for MemoryStore {
 
     async fn availability(&self, event: &EventId) -> Result<Availability> {
         let state = self.event_state(event)?;
-        state.sweep_if_due(self.now());
-        Ok(state.availability())
+        let now = self.now();
+        let gate = self.enter_read(&state, now);
+        if !gate.is_gated() {
+            state.sweep_if_due(now);
+        }
+        let availability = state.availability();
+        drop(gate);
+        Ok(availability)
     }
 
     async fn changes(&self, event: &EventId, after: u64, limit: usize) -> Result<Vec<Change>> {
@@ -303,5 +320,29 @@ impl InventoryStore for MemoryStore {
 
     async fn ticket(&self, ticket: &TicketId) -> Result<Ticket> {
         Ok(self.ticket_cell(ticket)?.snapshot())
+    }
+}
+
+#[async_trait]
+impl WaitlistStore for MemoryStore {
+    async fn waitlist_join(&self, request: WaitlistRequest) -> Result<WaitlistJoined> {
+        self.waitlist_join_now(request)
+    }
+
+    async fn waitlist_entry(
+        &self,
+        event: &EventId,
+        entry: &WaitlistEntryId,
+    ) -> Result<WaitlistEntry> {
+        self.waitlist_entry_now(event, entry)
+    }
+
+    async fn waitlist_leave(
+        &self,
+        event: &EventId,
+        entry: &WaitlistEntryId,
+        holder: &HolderId,
+    ) -> Result<()> {
+        self.waitlist_leave_now(event, entry, holder)
     }
 }

@@ -51,12 +51,37 @@ impl ReservationCell {
         ga: Box<[(usize, u32)]>,
     ) -> Self {
         Self {
+            client_reservation_id: request.client_reservation_id.clone(),
+            ..Self::offer(
+                request.event.clone(),
+                request.holder.clone(),
+                token,
+                now,
+                expires_at,
+                seats,
+                ga,
+            )
+        }
+    }
+
+    /// A reservation offered to a waitlist entry: no client reservation id, the entry's
+    /// token.
+    pub(crate) fn offer(
+        event: EventId,
+        holder: HolderId,
+        token: ReservationToken,
+        now: Timestamp,
+        expires_at: Timestamp,
+        seats: Box<[u32]>,
+        ga: Box<[(usize, u32)]>,
+    ) -> Self {
+        Self {
             id: ReservationId::generate(now),
-            event: request.event.clone(),
-            holder: request.holder.clone(),
+            event,
+            holder,
             token,
             created_at: now,
-            client_reservation_id: request.client_reservation_id.clone(),
+            client_reservation_id: None,
             seats,
             ga,
             state: Mutex::new(ReservationState {
@@ -65,6 +90,17 @@ impl ReservationCell {
                 order: None,
             }),
         }
+    }
+
+    /// Seats plus GA units.
+    pub(crate) fn item_count(&self) -> u32 {
+        self.seats.len() as u32 + self.ga.iter().map(|(_, quantity)| quantity).sum::<u32>()
+    }
+
+    /// Whether the reservation is active and not lapsed at `now`.
+    pub(crate) fn is_live(&self, now: Timestamp) -> bool {
+        let state = self.state.lock();
+        state.status == ReservationStatus::Active && state.expires_at > now
     }
 
     pub(crate) fn check_token(&self, token: &ReservationToken) -> Result<()> {
@@ -108,6 +144,12 @@ impl ReservationCell {
             order: state.order.clone(),
         }
     }
+}
+
+/// Whether `cell` is active and lapsed by `now` (not yet finalized).
+pub(crate) fn is_lapsed(cell: &ReservationCell, now: Timestamp) -> bool {
+    let state = cell.state.lock();
+    state.status == ReservationStatus::Active && state.expires_at <= now
 }
 
 /// Finalizes `cell` as expired if it is active and lapsed by `now`.

@@ -33,6 +33,7 @@ impl MemoryStore {
         validate::check_reserve(&request)?;
         let event = self.event_state(&request.event)?;
         let now = self.now();
+        let _gate = self.enter(&event, now);
         let Some(key) = request.client_reservation_id.clone() else {
             return self.reserve_fresh(&event, &request, now);
         };
@@ -247,7 +248,7 @@ impl MemoryStore {
     }
 }
 
-fn check_limits(
+pub(super) fn check_limits(
     event: &EventState,
     account: Option<&super::event::HolderAccount>,
     requested: u32,
@@ -278,7 +279,7 @@ fn check_limits(
 
 /// Finds best-available seats without taking any lock: it reads the free-seat bitmap, and
 /// the caller re-checks the picks once it has locked them all.
-fn best_available(event: &EventState, best: &BestAvailable, explicit: &[u32]) -> Picks {
+pub(super) fn best_available(event: &EventState, best: &BestAvailable, explicit: &[u32]) -> Picks {
     let count = best.count as usize;
     let seats = &event.event.seats;
     let matches = |index: u32| {

@@ -59,3 +59,60 @@ fn change_log_retention_prunes_old_changes() {
     );
     assert_eq!(ready(store.availability(&event)).unwrap().seq, 6);
 }
+
+#[test]
+fn waitlist_holds_at_most_its_maximum_of_waiting_entries() {
+    let store = MemoryStore::with_clock(Arc::new(ManualClock::default()));
+    let event = EventId::new("e").unwrap();
+    let pool = PoolId::new("ga").unwrap();
+    let spec = EventSpec {
+        id: event.clone(),
+        name: "e".into(),
+        seats: vec![],
+        pools: vec![PoolSpec {
+            id: pool.clone(),
+            name: String::new(),
+            capacity: 1,
+        }],
+        sale_window: None,
+        policy: Policy {
+            waitlist: true,
+            ..Policy::default()
+        },
+    };
+    ready(store.create_event(spec)).unwrap();
+    ready(store.reserve(ReserveRequest::new(event.clone(), holder("owner")).ga(pool.clone(), 1)))
+        .unwrap();
+    let join = |n: usize| {
+        ready(store.waitlist_join(WaitlistRequest::ga(
+            event.clone(),
+            holder(&format!("h{n}")),
+            pool.clone(),
+            1,
+        )))
+    };
+    let mut first = None;
+    for n in 0..validate::WAITLIST_ENTRIES_MAX {
+        let joined = join(n).unwrap();
+        first.get_or_insert(joined.entry.id);
+    }
+    let full = Error::Conflict {
+        reason: ConflictReason::WaitlistFull,
+    };
+    let before = ready(store.availability(&event)).unwrap();
+    assert_eq!(join(validate::WAITLIST_ENTRIES_MAX).unwrap_err(), full);
+    assert_eq!(
+        ready(store.availability(&event)).unwrap(),
+        before,
+        "refused: no change"
+    );
+    let first = first.unwrap();
+    ready(store.waitlist_leave(&event, &first, &holder("h0"))).unwrap();
+    let last = join(validate::WAITLIST_ENTRIES_MAX).unwrap();
+    assert_eq!(
+        last.entry.state,
+        WaitlistState::Waiting {
+            position: validate::WAITLIST_ENTRIES_MAX as u64
+        }
+    );
+}

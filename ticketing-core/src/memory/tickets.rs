@@ -6,8 +6,9 @@ use crate::id::{HolderId, OrderId, TicketCode, TicketId};
 use crate::validate;
 
 use super::MemoryStore;
-use super::event::SeatSlot;
-use super::order::{ItemIndex, TicketState};
+use super::event::{EventState, SeatSlot};
+use super::order::{ItemIndex, OrderCell, TicketState};
+use crate::time::Timestamp;
 
 /// Why a ticket that is not valid cannot be refunded, transferred or checked in.
 fn not_valid(status: TicketStatus) -> Option<Error> {
@@ -39,6 +40,23 @@ impl MemoryStore {
             })
             .transpose()?;
         let now = self.now();
+        let gate = self.enter(&event, now);
+        let refund = self.refund_positions(&order, &event, positions, now)?;
+        if gate.serves() && refund.to == RefundTo::Sale {
+            self.serve(&event, now);
+        }
+        drop(gate);
+        Ok(refund)
+    }
+
+    /// Refunds the tickets at `positions` of `order` (all valid ones for `None`).
+    fn refund_positions(
+        &self,
+        order: &OrderCell,
+        event: &EventState,
+        positions: Option<Vec<usize>>,
+        now: Timestamp,
+    ) -> Result<Refund> {
         // Tickets are locked in the order's order: the same order for every refund.
         let mut states: Vec<_> = order
             .tickets
@@ -142,7 +160,7 @@ impl MemoryStore {
             to,
         };
         journal.append(
-            &event,
+            event,
             now,
             kind,
             seats.iter().map(|index| (*index, seat_status)),

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-use super::model_check::{Case, run_case};
+use super::model_check::{Case, run_waitlist_case};
 
 /// Polls a future of the in-memory store to completion; it never waits.
 fn ready<F: Future>(future: F) -> F::Output {
@@ -18,12 +18,12 @@ fn ready<F: Future>(future: F) -> F::Output {
     }
 }
 
-/// Decodes `data` as a [`Case`], runs it on a fresh in-memory store and on the model, and
-/// panics with the step where they part or an invariant breaks.
+/// Decodes `data` as a [`Case`], runs it on a fresh in-memory store (with waitlists) and on
+/// the model, and panics with the step where they part or an invariant breaks.
 pub fn run_ops(data: &[u8]) {
     let case = Case::decode(data);
-    let t = ready(super::memory_store_for_test());
-    if let Err(why) = ready(run_case(&t, &case)) {
+    let t = ready(super::waitlist::memory_waitlist_for_test());
+    if let Err(why) = ready(run_waitlist_case(&t, &case)) {
         panic!("{why}\ncase: {case:#?}");
     }
 }

@@ -6,12 +6,18 @@
 //! store's own snapshot at the same sequence number. So the change log, which every
 //! backend writes in the same step as the state change, is a witness that no seat was ever
 //! in two live claims.
+//!
+//! The replay also follows the waitlist (`WaitlistJoined`, `WaitlistLeft`, `OfferMade`) and
+//! checks its promise: no change takes free inventory (a reservation, a late commit, a
+//! block, a pool shrunk or blocked) while a waiting entry could be satisfied by it; every
+//! offer goes to the first waiting entry that free inventory satisfies, in full and in its
+//! holder's name; and, at the snapshot, no waiting entry is left satisfiable.
 
 use std::collections::BTreeMap;
 
 use crate::{
-    Availability, Change, ChangeKind, Event, EventId, GaRequest, InventoryStore, PoolAvailability,
-    PoolId, RefundTo, ReservationId, SeatId, SeatStatus,
+    Availability, Change, ChangeKind, Event, EventId, GaRequest, HolderId, InventoryStore,
+    PoolAvailability, PoolId, RefundTo, ReservationId, SeatId, SeatStatus, WaitlistEntryId,
 };
 
 /// How many changes one read fetches while replaying.
@@ -50,12 +56,29 @@ struct Held {
     ga: Vec<GaRequest>,
 }
 
+/// A waiting entry, as the log told it.
+#[derive(Debug, Clone)]
+struct Waiting {
+    entry: WaitlistEntryId,
+    holder: HolderId,
+    quantity: u32,
+    adjacent: bool,
+    section: Option<String>,
+    pool: Option<PoolId>,
+}
+
 struct Replay<'a> {
     event: &'a Event,
     seat_index: BTreeMap<&'a SeatId, usize>,
+    /// (section, row, number) → seat index, for adjacency.
+    places: BTreeMap<(&'a str, &'a str, u32), usize>,
     seats: Vec<SeatState>,
     pools: BTreeMap<PoolId, PoolState>,
     live: BTreeMap<ReservationId, Held>,
+    /// Waiting entries in join order.
+    waiting: Vec<Waiting>,
+    /// Every entry that ever joined.
+    joined: std::collections::BTreeSet<WaitlistEntryId>,
 }
 
 type Outcome<T = ()> = std::result::Result<T, String>;
@@ -70,6 +93,17 @@ impl<'a> Replay<'a> {
                 .enumerate()
                 .map(|(index, seat)| (&seat.id, index))
                 .collect(),
+            places: event
+                .seats
+                .iter()
+                .enumerate()
+                .map(|(index, seat)| {
+                    (
+                        (seat.section.as_str(), seat.row.as_str(), seat.number),
+                        index,
+                    )
+                })
+                .collect(),
             seats: vec![SeatState::Available; event.seats.len()],
             pools: event
                 .pools
@@ -83,7 +117,136 @@ impl<'a> Replay<'a> {
                 })
                 .collect(),
             live: BTreeMap::new(),
+            waiting: Vec::new(),
+            joined: std::collections::BTreeSet::new(),
         }
+    }
+
+    /// Whether free inventory satisfies `entry` in full right now.
+    fn satisfiable(&self, entry: &Waiting) -> bool {
+        if let Some(pool) = &entry.pool {
+            return self
+                .pools
+                .get(pool)
+                .is_some_and(|state| state.available() >= u64::from(entry.quantity));
+        }
+        let free = |index: usize| {
+            self.seats[index] == SeatState::Available
+                && entry
+                    .section
+                    .as_ref()
+                    .is_none_or(|section| &self.event.seats[index].section == section)
+        };
+        if !entry.adjacent {
+            let count = (0..self.seats.len()).filter(|index| free(*index)).count();
+            return count >= entry.quantity as usize;
+        }
+        (0..self.seats.len())
+            .filter(|index| free(*index))
+            .any(|start| {
+                let seat = &self.event.seats[start];
+                (0..entry.quantity).all(|offset| {
+                    seat.number.checked_add(offset).is_some_and(|number| {
+                        self.places
+                            .get(&(seat.section.as_str(), seat.row.as_str(), number))
+                            .is_some_and(|index| free(*index))
+                    })
+                })
+            })
+    }
+
+    /// The first waiting entry, in join order, that free inventory satisfies.
+    fn first_satisfiable(&self) -> Option<&Waiting> {
+        self.waiting.iter().find(|entry| self.satisfiable(entry))
+    }
+
+    /// Fails if a waiting entry could have what a change is about to take.
+    fn nothing_waits_for_free(&self) -> Outcome {
+        match self.first_satisfiable() {
+            Some(entry) => Err(format!(
+                "free inventory taken while entry {} (waiting) could have had it",
+                entry.entry
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks that an offer is the first satisfiable entry's, in full and in its name.
+    fn check_offer(
+        &self,
+        entry: &WaitlistEntryId,
+        holder: &HolderId,
+        seats: &[SeatId],
+        ga: &[GaRequest],
+    ) -> Outcome<usize> {
+        let position = self
+            .waiting
+            .iter()
+            .position(|waiting| &waiting.entry == entry)
+            .ok_or_else(|| format!("offer to entry {entry}, which is not waiting"))?;
+        let waiting = &self.waiting[position];
+        match self.first_satisfiable() {
+            Some(first) if &first.entry == entry => {}
+            first => {
+                return Err(format!(
+                    "offer to entry {entry}, but the first satisfiable entry is {:?}",
+                    first.map(|first| &first.entry)
+                ));
+            }
+        }
+        if &waiting.holder != holder {
+            return Err(format!("offer to {holder} for {}'s entry", waiting.holder));
+        }
+        let whole = match &waiting.pool {
+            Some(pool) => {
+                seats.is_empty()
+                    && ga.len() == 1
+                    && &ga[0].pool == pool
+                    && ga[0].quantity == waiting.quantity
+            }
+            None => {
+                ga.is_empty()
+                    && seats.len() == waiting.quantity as usize
+                    && self.seats_fit(waiting, seats)
+            }
+        };
+        if !whole {
+            return Err(format!(
+                "offer of {seats:?} and {ga:?} does not fit entry {entry} ({waiting:?})"
+            ));
+        }
+        Ok(position)
+    }
+
+    /// Whether `seats` are in the entry's section and, if it asks, adjacent in one row.
+    fn seats_fit(&self, waiting: &Waiting, seats: &[SeatId]) -> bool {
+        let Some(layout) = seats
+            .iter()
+            .map(|seat| {
+                self.seat_index
+                    .get(seat)
+                    .map(|index| &self.event.seats[*index])
+            })
+            .collect::<Option<Vec<_>>>()
+        else {
+            return false;
+        };
+        let in_section = layout.iter().all(|seat| {
+            waiting
+                .section
+                .as_ref()
+                .is_none_or(|section| &seat.section == section)
+        });
+        if !waiting.adjacent {
+            return in_section;
+        }
+        let mut numbers: Vec<u32> = layout.iter().map(|seat| seat.number).collect();
+        numbers.sort_unstable();
+        in_section
+            && layout
+                .iter()
+                .all(|seat| seat.section == layout[0].section && seat.row == layout[0].row)
+            && numbers.windows(2).all(|pair| pair[0] + 1 == pair[1])
     }
 
     fn seat(&mut self, seat: &SeatId) -> Outcome<&mut SeatState> {
@@ -159,6 +322,37 @@ impl<'a> Replay<'a> {
         Ok(held)
     }
 
+    /// Free items go to a new live reservation.
+    fn take(&mut self, reservation: &ReservationId, seats: &[SeatId], ga: &[GaRequest]) -> Outcome {
+        for seat in seats {
+            self.move_seat(
+                seat,
+                &SeatState::Available,
+                SeatState::Held(reservation.clone()),
+            )?;
+        }
+        for request in ga {
+            let pool = self.pool(&request.pool)?;
+            if u64::from(request.quantity) > pool.available() {
+                return Err(format!(
+                    "pool {} oversold: {} reserved with {} available",
+                    request.pool,
+                    request.quantity,
+                    pool.available()
+                ));
+            }
+            pool.held += request.quantity;
+        }
+        let held = Held {
+            seats: seats.to_vec(),
+            ga: ga.to_vec(),
+        };
+        if self.live.insert(reservation.clone(), held).is_some() {
+            return Err(format!("reservation {reservation} reserved twice"));
+        }
+        Ok(())
+    }
+
     fn apply(&mut self, change: &Change) -> Outcome {
         match &change.kind {
             ChangeKind::EventCreated => {
@@ -172,32 +366,51 @@ impl<'a> Replay<'a> {
                 ga,
                 ..
             } => {
-                for seat in seats {
-                    self.move_seat(
-                        seat,
-                        &SeatState::Available,
-                        SeatState::Held(reservation.clone()),
-                    )?;
+                self.nothing_waits_for_free()?;
+                self.take(reservation, seats, ga)?;
+            }
+            ChangeKind::OfferMade {
+                reservation,
+                holder,
+                entry,
+                seats,
+                ga,
+                ..
+            } => {
+                let position = self.check_offer(entry, holder, seats, ga)?;
+                self.waiting.remove(position);
+                self.take(reservation, seats, ga)?;
+            }
+            ChangeKind::WaitlistJoined {
+                entry,
+                holder,
+                quantity,
+                adjacent,
+                section,
+                pool,
+            } => {
+                if !self.joined.insert(entry.clone()) {
+                    return Err(format!("entry {entry} joined twice"));
                 }
-                for request in ga {
-                    let pool = self.pool(&request.pool)?;
-                    if u64::from(request.quantity) > pool.available() {
-                        return Err(format!(
-                            "pool {} oversold: {} reserved with {} available",
-                            request.pool,
-                            request.quantity,
-                            pool.available()
-                        ));
-                    }
-                    pool.held += request.quantity;
+                if let Some(pool) = pool {
+                    self.pool(pool)?;
                 }
-                let held = Held {
-                    seats: seats.clone(),
-                    ga: ga.clone(),
-                };
-                if self.live.insert(reservation.clone(), held).is_some() {
-                    return Err(format!("reservation {reservation} reserved twice"));
-                }
+                self.waiting.push(Waiting {
+                    entry: entry.clone(),
+                    holder: holder.clone(),
+                    quantity: *quantity,
+                    adjacent: *adjacent,
+                    section: section.clone(),
+                    pool: pool.clone(),
+                });
+            }
+            ChangeKind::WaitlistLeft { entry } => {
+                let position = self
+                    .waiting
+                    .iter()
+                    .position(|waiting| &waiting.entry == entry)
+                    .ok_or_else(|| format!("entry {entry} left, but it was not waiting"))?;
+                self.waiting.remove(position);
             }
             ChangeKind::Extended { reservation, .. } => {
                 if !self.live.contains_key(reservation) {
@@ -214,6 +427,7 @@ impl<'a> Replay<'a> {
                 ..
             } => {
                 if *after_expiry {
+                    self.nothing_waits_for_free()?;
                     if self.live.contains_key(reservation) {
                         return Err(format!("late commit of {reservation}, which is still live"));
                     }
@@ -290,6 +504,7 @@ impl<'a> Replay<'a> {
             }
             ChangeKind::Transferred { .. } | ChangeKind::CheckedIn { .. } => {}
             ChangeKind::SeatsBlocked { seats } => {
+                self.nothing_waits_for_free()?;
                 for seat in seats {
                     self.move_seat(seat, &SeatState::Available, SeatState::Blocked)?;
                 }
@@ -300,6 +515,9 @@ impl<'a> Replay<'a> {
                 }
             }
             ChangeKind::PoolResized { pool, capacity } => {
+                if *capacity < self.pool(pool)?.capacity {
+                    self.nothing_waits_for_free()?;
+                }
                 let state = self.pool(pool)?;
                 state.capacity = *capacity;
                 if state.used() > u64::from(*capacity) {
@@ -307,6 +525,9 @@ impl<'a> Replay<'a> {
                 }
             }
             ChangeKind::PoolBlocked { pool, blocked } => {
+                if *blocked > self.pool(pool)?.blocked {
+                    self.nothing_waits_for_free()?;
+                }
                 let state = self.pool(pool)?;
                 state.blocked = *blocked;
                 if state.used() > u64::from(state.capacity) {
@@ -356,6 +577,11 @@ impl<'a> Replay<'a> {
 ///
 /// Errors describe the first change the state before it does not allow.
 pub fn replay(event: &Event, changes: &[Change]) -> Result<Availability, String> {
+    let (replay, seq) = replay_state(event, changes)?;
+    Ok(replay.availability(seq))
+}
+
+fn replay_state<'a>(event: &'a Event, changes: &[Change]) -> Result<(Replay<'a>, u64), String> {
     let mut replay = Replay::new(event);
     let mut seq = 0;
     for change in changes {
@@ -376,7 +602,27 @@ pub fn replay(event: &Event, changes: &[Change]) -> Result<Availability, String>
     if seq == 0 {
         return Err("the log has no EventCreated".into());
     }
-    Ok(replay.availability(seq))
+    Ok((replay, seq))
+}
+
+/// The entries still waiting after `changes` (the event's log from sequence 1), in join
+/// order, as (entry, holder, quantity); fails as [`replay`] does.
+pub fn waiting_entries(
+    event: &Event,
+    changes: &[Change],
+) -> Result<Vec<(WaitlistEntryId, HolderId, u32)>, String> {
+    let (replay, _) = replay_state(event, changes)?;
+    Ok(replay
+        .waiting
+        .iter()
+        .map(|waiting| {
+            (
+                waiting.entry.clone(),
+                waiting.holder.clone(),
+                waiting.quantity,
+            )
+        })
+        .collect())
 }
 
 /// Checks a snapshot on its own: every pool's counts add up to its capacity.
@@ -398,7 +644,8 @@ pub fn check_counts(availability: &Availability) -> Result<(), String> {
 
 /// Reads the event's availability and its whole change log from `store`, replays the log
 /// strictly up to the snapshot's sequence number and compares: the invariants of DESIGN
-/// section 3 as far as the log can witness them.
+/// section 3 as far as the log can witness them, and the waitlist's promise (no waiting
+/// entry is left satisfiable at the snapshot).
 pub async fn check_store(
     store: &dyn InventoryStore,
     event: &EventId,
@@ -428,7 +675,14 @@ pub async fn check_store(
         changes.extend(page);
     }
     changes.truncate(usize::try_from(snapshot.seq).unwrap_or(usize::MAX));
-    let replayed = replay(&layout, &changes)?;
+    let (state, seq) = replay_state(&layout, &changes)?;
+    if let Some(entry) = state.first_satisfiable() {
+        return Err(format!(
+            "at the snapshot (seq {seq}) entry {} still waits, though free inventory satisfies it",
+            entry.entry
+        ));
+    }
+    let replayed = state.availability(seq);
     if replayed != snapshot {
         return Err(format!(
             "replaying the log of {event} does not give its snapshot at seq {}:\n replayed {replayed:?}\n snapshot {snapshot:?}",

@@ -16,6 +16,7 @@
 //! - [`stress`]: many tasks on hot seats, then invariants and a log replay.
 //! - [`invariants`]: the checks, and the log replay.
 //! - [`room`]: the waiting room's conformance suite.
+//! - [`waitlist`]: the waitlist's conformance suite, model check and race.
 // Test support: panics are the failure reports, and the model takes arguments by value as
 // the trait does.
 #![allow(
@@ -39,6 +40,7 @@ pub mod model_check;
 pub mod room;
 pub mod scenarios;
 pub mod stress;
+pub mod waitlist;
 
 /// A fresh, isolated store for one test, and the manual clock it runs on.
 #[derive(Clone)]

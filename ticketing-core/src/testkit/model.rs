@@ -11,12 +11,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::validate;
+use crate::waitlist::{WaitlistEntry, WaitlistJoined, WaitlistRequest, WaitlistState};
 use crate::{
     Availability, BestAvailable, ClientReservationId, CommitRequest, ConflictReason, Entity, Error,
     Event, EventId, EventSpec, EventSummary, GaRequest, HolderId, HolderLimit, IdempotencyKey,
     LateCommit, Order, OrderId, Page, PaymentId, PoolAvailability, PoolId, Refund, RefundTo,
     Reservation, ReservationId, ReservationStatus, ReservationToken, ReserveRequest, Result,
     SeatId, SeatStatus, Ticket, TicketCode, TicketId, TicketItem, TicketStatus, Timestamp,
+    WaitlistEntryId,
 };
 
 /// The in-memory store's default idempotency retention, in milliseconds.
@@ -28,12 +30,32 @@ struct ModelEvent {
     blocked_seats: BTreeSet<SeatId>,
     /// Pool id → (capacity, blocked).
     pools: BTreeMap<PoolId, (u32, u32)>,
+    /// Every waitlist entry, in join order.
+    waitlist: Vec<ModelEntry>,
+}
+
+#[derive(Debug, Clone)]
+struct ModelEntry {
+    id: WaitlistEntryId,
+    request: WaitlistRequest,
+    joined_at: Timestamp,
+    token: ReservationToken,
+    state: EntryState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum EntryState {
+    Waiting,
+    Offered(ReservationId),
+    Left,
 }
 
 #[derive(Debug, Clone)]
 struct ModelReservation {
-    /// Stored as made; `status` is only ever Active, Committed or Cancelled here:
-    /// "expired" is read from the clock.
+    /// Stored as made; `status` is Active, Committed or Cancelled here — "expired" is read
+    /// from the clock — except that on an event with a waitlist the model finalizes lapsed
+    /// reservations (status Expired) as the store must, since that is when their items are
+    /// offered.
     reservation: Reservation,
     token: ReservationToken,
 }
@@ -196,7 +218,8 @@ impl Model {
         }
     }
 
-    /// Items of the holder's live reservations plus their valid or checked-in tickets.
+    /// Items of the holder's live reservations plus their valid or checked-in tickets plus
+    /// the quantities of their waiting waitlist entries.
     fn holder_items(&self, event: &EventId, holder: &HolderId, now: Timestamp) -> u32 {
         let reserved: u32 = self
             .live_reservations(event, now)
@@ -207,7 +230,25 @@ impl Model {
             .owned_tickets(event)
             .filter(|ticket| &ticket.holder == holder)
             .count();
-        reserved + u32::try_from(owned).unwrap()
+        let waiting: u32 = self
+            .waiting_entries(event)
+            .filter(|entry| &entry.request.holder == holder)
+            .map(|entry| entry.request.quantity)
+            .sum();
+        reserved + u32::try_from(owned).unwrap() + waiting
+    }
+
+    /// The holder's live reservations plus their waiting waitlist entries.
+    fn holder_claims(&self, event: &EventId, holder: &HolderId, now: Timestamp) -> usize {
+        let live = self
+            .live_reservations(event, now)
+            .filter(|reservation| &reservation.holder == holder)
+            .count();
+        let waiting = self
+            .waiting_entries(event)
+            .filter(|entry| &entry.request.holder == holder)
+            .count();
+        live + waiting
     }
 
     fn event_state(&self, event: &EventId) -> Result<&ModelEvent> {
@@ -260,6 +301,7 @@ impl Model {
                 event: event.clone(),
                 blocked_seats: BTreeSet::new(),
                 pools,
+                waitlist: Vec::new(),
             },
         );
         Ok(event)
@@ -286,8 +328,11 @@ impl Model {
             .collect())
     }
 
-    /// [`InventoryStore::reserve`](crate::InventoryStore::reserve).
-    pub fn reserve(&mut self, request: ReserveRequest, now: Timestamp) -> Result<Reservation> {
+    fn reserve_unsettled(
+        &mut self,
+        request: ReserveRequest,
+        now: Timestamp,
+    ) -> Result<Reservation> {
         validate::check_reserve(&request)?;
         self.event_state(&request.event)?;
         let payload = ReservePayload {
@@ -385,10 +430,7 @@ impl Model {
             }
         }
         if let Some(max) = policy.holder_reservations_max {
-            let live = self
-                .live_reservations(&request.event, now)
-                .filter(|reservation| reservation.holder == request.holder)
-                .count();
+            let live = self.holder_claims(&request.event, &request.holder, now);
             if live + 1 > max as usize {
                 return Err(Error::LimitExceeded {
                     limit: HolderLimit::Reservations,
@@ -520,8 +562,7 @@ impl Model {
         Err(sold_out())
     }
 
-    /// [`InventoryStore::commit`](crate::InventoryStore::commit).
-    pub fn commit(
+    fn commit_unsettled(
         &mut self,
         reservation: &ReservationId,
         request: CommitRequest,
@@ -702,8 +743,7 @@ impl Model {
         Ok(&stored.reservation)
     }
 
-    /// [`InventoryStore::extend`](crate::InventoryStore::extend).
-    pub fn extend(
+    fn extend_unsettled(
         &mut self,
         id: &ReservationId,
         token: &ReservationToken,
@@ -712,7 +752,10 @@ impl Model {
     ) -> Result<Reservation> {
         validate::check_ttl_seconds(ttl_seconds)?;
         let reservation = self.authorized(id, token)?;
-        if reservation.status != ReservationStatus::Active {
+        if matches!(
+            reservation.status,
+            ReservationStatus::Committed | ReservationStatus::Cancelled
+        ) {
             return Err(Error::ReservationNotActive {
                 status: reservation.status,
             });
@@ -738,8 +781,7 @@ impl Model {
         Ok(stored.reservation.clone())
     }
 
-    /// [`InventoryStore::cancel`](crate::InventoryStore::cancel).
-    pub fn cancel(
+    fn cancel_unsettled(
         &mut self,
         id: &ReservationId,
         token: &ReservationToken,
@@ -764,8 +806,7 @@ impl Model {
         Ok(())
     }
 
-    /// [`InventoryStore::refund`](crate::InventoryStore::refund).
-    pub fn refund(
+    fn refund_unsettled(
         &mut self,
         order: &OrderId,
         tickets: Option<&[TicketId]>,
@@ -875,8 +916,7 @@ impl Model {
         Ok(ticket.clone())
     }
 
-    /// [`InventoryStore::block`](crate::InventoryStore::block).
-    pub fn block(
+    fn block_unsettled(
         &mut self,
         event: &EventId,
         seats: &[SeatId],
@@ -924,7 +964,9 @@ impl Model {
         capacity: u32,
         now: Timestamp,
     ) -> Result<()> {
-        self.set_pool(event, pool, capacity, now, true)
+        self.settled(Some(event.clone()), now, |model| {
+            model.set_pool_unsettled(event, pool, capacity, now, true)
+        })
     }
 
     /// [`InventoryStore::set_pool_blocked`](crate::InventoryStore::set_pool_blocked).
@@ -935,10 +977,12 @@ impl Model {
         blocked: u32,
         now: Timestamp,
     ) -> Result<()> {
-        self.set_pool(event, pool, blocked, now, false)
+        self.settled(Some(event.clone()), now, |model| {
+            model.set_pool_unsettled(event, pool, blocked, now, false)
+        })
     }
 
-    fn set_pool(
+    fn set_pool_unsettled(
         &mut self,
         event: &EventId,
         pool: &PoolId,
@@ -973,9 +1017,466 @@ impl Model {
         Ok(())
     }
 
+    // ---- the waitlist ------------------------------------------------------------------
+
+    /// The waiting entries of `event`, in join order.
+    fn waiting_entries<'a>(&'a self, event: &EventId) -> impl Iterator<Item = &'a ModelEntry> + 'a {
+        self.events
+            .get(event)
+            .into_iter()
+            .flat_map(|state| state.waitlist.iter())
+            .filter(|entry| entry.state == EntryState::Waiting)
+    }
+
+    fn has_waitlist(&self, event: &EventId) -> bool {
+        self.events
+            .get(event)
+            .is_some_and(|state| state.event.policy.waitlist)
+    }
+
+    /// Finalizes up to `limit` lapsed reservations of `event` (the earliest first; which
+    /// ones is not observable) and returns how many.
+    fn finalize_lapsed(&mut self, event: &EventId, now: Timestamp, limit: usize) -> usize {
+        let mut lapsed: Vec<(Timestamp, ReservationId)> = self
+            .reservations
+            .values()
+            .map(|stored| &stored.reservation)
+            .filter(|reservation| {
+                &reservation.event == event
+                    && reservation.status == ReservationStatus::Active
+                    && now >= reservation.expires_at
+            })
+            .map(|reservation| (reservation.expires_at, reservation.id.clone()))
+            .collect();
+        lapsed.sort();
+        lapsed.truncate(limit);
+        for (_, id) in &lapsed {
+            self.reservations.get_mut(id).unwrap().reservation.status = ReservationStatus::Expired;
+        }
+        lapsed.len()
+    }
+
+    /// What every operation on an event with a waitlist does first: finalize its lapsed
+    /// reservations and, if that freed anything, serve the waitlist.
+    fn settle(&mut self, event: &EventId, now: Timestamp) {
+        if self.has_waitlist(event) && self.finalize_lapsed(event, now, usize::MAX) > 0 {
+            self.serve(event, now);
+        }
+    }
+
+    /// Runs `operation` as the store runs an operation on `event`: settled first, and the
+    /// waitlist served after it (a no-op unless the operation freed something).
+    fn settled<T>(
+        &mut self,
+        event: Option<EventId>,
+        now: Timestamp,
+        operation: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<T> {
+        if let Some(event) = &event {
+            self.settle(event, now);
+        }
+        let outcome = operation(self);
+        if let Some(event) = &event {
+            self.serve(event, now);
+        }
+        outcome
+    }
+
+    /// Offers free inventory to every waiting entry of `event` it satisfies, in join order.
+    fn serve(&mut self, event: &EventId, now: Timestamp) {
+        if !self.has_waitlist(event) {
+            return;
+        }
+        let count = self.events[event].waitlist.len();
+        for index in 0..count {
+            let entry = self.events[event].waitlist[index].clone();
+            if entry.state != EntryState::Waiting {
+                continue;
+            }
+            let Some((seats, ga)) = self.offerable(event, &entry.request, now) else {
+                continue;
+            };
+            let state = &self.events[event];
+            let ttl = state.event.policy.waitlist_offer_ttl_seconds;
+            let reservation = Reservation {
+                id: ReservationId::generate(now),
+                event: event.clone(),
+                holder: entry.request.holder.clone(),
+                status: ReservationStatus::Active,
+                seats,
+                ga,
+                created_at: now,
+                expires_at: now.saturating_add(std::time::Duration::from_secs(u64::from(ttl))),
+                token: None,
+                client_reservation_id: None,
+                order: None,
+            };
+            self.events.get_mut(event).unwrap().waitlist[index].state =
+                EntryState::Offered(reservation.id.clone());
+            self.reservations.insert(
+                reservation.id.clone(),
+                ModelReservation {
+                    reservation,
+                    token: entry.token.clone(),
+                },
+            );
+        }
+    }
+
+    /// The items free inventory gives `request` now, if it satisfies it in full.
+    fn offerable(
+        &self,
+        event: &EventId,
+        request: &WaitlistRequest,
+        now: Timestamp,
+    ) -> Option<(Vec<SeatId>, Vec<GaRequest>)> {
+        let state = &self.events[event];
+        if let Some(pool) = &request.pool {
+            let free = self.pool_counts(state, pool, now, None).available;
+            let ga = GaRequest {
+                pool: pool.clone(),
+                quantity: request.quantity,
+            };
+            return (free >= request.quantity).then(|| (Vec::new(), vec![ga]));
+        }
+        let best = BestAvailable {
+            count: request.quantity,
+            adjacent: request.adjacent,
+            section: request.section.clone(),
+            category: None,
+        };
+        let seats = self.best_available(state, &best, &[], now).ok()?;
+        Some((seats, Vec::new()))
+    }
+
+    fn entry_view(state: &ModelEvent, index: usize) -> WaitlistEntry {
+        let entry = &state.waitlist[index];
+        let state = match &entry.state {
+            EntryState::Waiting => WaitlistState::Waiting {
+                position: 1 + state.waitlist[..index]
+                    .iter()
+                    .filter(|earlier| earlier.state == EntryState::Waiting)
+                    .count() as u64,
+            },
+            EntryState::Offered(reservation) => WaitlistState::Offered {
+                reservation: reservation.clone(),
+            },
+            EntryState::Left => WaitlistState::Left,
+        };
+        WaitlistEntry {
+            id: entry.id.clone(),
+            request: entry.request.clone(),
+            joined_at: entry.joined_at,
+            state,
+        }
+    }
+
+    fn waitlist_event(&self, event: &EventId) -> Result<&ModelEvent> {
+        let state = self.event_state(event)?;
+        if !state.event.policy.waitlist {
+            return Err(not_found(Entity::Waitlist, event));
+        }
+        Ok(state)
+    }
+
+    /// Whether the layout could ever give `request` (seats only): `invalid_request` names
+    /// what it never could.
+    fn check_layout_can_satisfy(state: &ModelEvent, request: &WaitlistRequest) -> Result<()> {
+        let seats = &state.event.seats;
+        if seats.is_empty() {
+            return Err(Error::invalid("pool", "the event has no seats"));
+        }
+        let in_section: Vec<&crate::Seat> = seats
+            .iter()
+            .filter(|seat| {
+                request
+                    .section
+                    .as_ref()
+                    .is_none_or(|section| &seat.section == section)
+            })
+            .collect();
+        if in_section.is_empty() {
+            return Err(Error::invalid("section", "no seat is in this section"));
+        }
+        if in_section.len() < request.quantity as usize {
+            return Err(Error::invalid("quantity", "not that many seats"));
+        }
+        let run_exists = in_section.iter().any(|start| {
+            (0..request.quantity).all(|offset| {
+                in_section.iter().any(|seat| {
+                    seat.section == start.section
+                        && seat.row == start.row
+                        && Some(seat.number) == start.number.checked_add(offset)
+                })
+            })
+        });
+        if request.adjacent && !run_exists {
+            return Err(Error::invalid("quantity", "no row has that many adjacent"));
+        }
+        Ok(())
+    }
+
+    /// [`WaitlistStore::waitlist_join`](crate::WaitlistStore::waitlist_join).
+    pub fn waitlist_join(
+        &mut self,
+        request: WaitlistRequest,
+        now: Timestamp,
+    ) -> Result<WaitlistJoined> {
+        validate::check_waitlist_request(&request)?;
+        self.waitlist_event(&request.event)?;
+        let event = request.event.clone();
+        self.settle(&event, now);
+        let state = &self.events[&event];
+        let open = state.waitlist.iter().rposition(|entry| {
+            entry.request.holder == request.holder
+                && match &entry.state {
+                    EntryState::Waiting => true,
+                    EntryState::Offered(id) => Self::live(&self.reservations[id].reservation, now),
+                    EntryState::Left => false,
+                }
+        });
+        if let Some(index) = open {
+            if state.waitlist[index].request != request {
+                return Err(Error::Conflict {
+                    reason: ConflictReason::WaitlistEntryExists,
+                });
+            }
+            return Ok(WaitlistJoined {
+                entry: Self::entry_view(state, index),
+                token: None,
+            });
+        }
+        match &request.pool {
+            Some(pool) if !state.pools.contains_key(pool) => {
+                return Err(not_found(Entity::Pool, pool));
+            }
+            Some(_) => {}
+            None => Self::check_layout_can_satisfy(state, &request)?,
+        }
+        if let Some(window) = &state.event.sale_window {
+            if let Some(opens_at) = window.opens_at
+                && now < opens_at
+            {
+                return Err(Error::NotOnSale {
+                    opens_at: Some(opens_at),
+                    closed_at: None,
+                });
+            }
+            if let Some(closes_at) = window.closes_at
+                && now >= closes_at
+            {
+                return Err(Error::NotOnSale {
+                    opens_at: None,
+                    closed_at: Some(closes_at),
+                });
+            }
+        }
+        let policy = state.event.policy;
+        if let Some(max) = policy.holder_reservations_max
+            && self.holder_claims(&event, &request.holder, now) + 1 > max as usize
+        {
+            return Err(Error::LimitExceeded {
+                limit: HolderLimit::Reservations,
+                max,
+            });
+        }
+        if let Some(max) = policy.holder_seats_max
+            && u64::from(self.holder_items(&event, &request.holder, now))
+                + u64::from(request.quantity)
+                > u64::from(max)
+        {
+            return Err(Error::LimitExceeded {
+                limit: HolderLimit::Seats,
+                max,
+            });
+        }
+        if self.waiting_entries(&event).count() >= validate::WAITLIST_ENTRIES_MAX {
+            return Err(Error::Conflict {
+                reason: ConflictReason::WaitlistFull,
+            });
+        }
+        let token = ReservationToken::generate();
+        let waitlist = &mut self.events.get_mut(&event).unwrap().waitlist;
+        waitlist.push(ModelEntry {
+            id: WaitlistEntryId::generate(now),
+            request,
+            joined_at: now,
+            token: token.clone(),
+            state: EntryState::Waiting,
+        });
+        let index = waitlist.len() - 1;
+        self.serve(&event, now);
+        Ok(WaitlistJoined {
+            entry: Self::entry_view(&self.events[&event], index),
+            token: Some(token),
+        })
+    }
+
+    /// [`WaitlistStore::waitlist_entry`](crate::WaitlistStore::waitlist_entry).
+    pub fn waitlist_entry(
+        &mut self,
+        event: &EventId,
+        entry: &WaitlistEntryId,
+        now: Timestamp,
+    ) -> Result<WaitlistEntry> {
+        self.waitlist_event(event)?;
+        self.settle(event, now);
+        let state = &self.events[event];
+        let index = state
+            .waitlist
+            .iter()
+            .position(|known| &known.id == entry)
+            .ok_or_else(|| not_found(Entity::WaitlistEntry, entry))?;
+        Ok(Self::entry_view(state, index))
+    }
+
+    /// [`WaitlistStore::waitlist_leave`](crate::WaitlistStore::waitlist_leave).
+    pub fn waitlist_leave(
+        &mut self,
+        event: &EventId,
+        entry: &WaitlistEntryId,
+        holder: &HolderId,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.waitlist_event(event)?;
+        self.settle(event, now);
+        let known = self
+            .events
+            .get_mut(event)
+            .unwrap()
+            .waitlist
+            .iter_mut()
+            .find(|known| &known.id == entry && &known.request.holder == holder)
+            .ok_or_else(|| not_found(Entity::WaitlistEntry, entry))?;
+        match known.state {
+            EntryState::Left => Ok(()),
+            EntryState::Offered(_) => Err(Error::Conflict {
+                reason: ConflictReason::WaitlistEntryOffered,
+            }),
+            EntryState::Waiting => {
+                known.state = EntryState::Left;
+                Ok(())
+            }
+        }
+    }
+
+    /// [`InventoryStore::expire_due`](crate::InventoryStore::expire_due) as far as the
+    /// model can tell: events with a waitlist are finalized as the store must (in id
+    /// order, up to `limit` in all, the waitlist served once none is left lapsed); returns
+    /// how many of their reservations it finalized. Events without a waitlist are
+    /// finalized lazily by the store and never by the model.
+    pub fn expire_due(&mut self, limit: usize, now: Timestamp) -> usize {
+        let events: Vec<EventId> = self
+            .events
+            .keys()
+            .filter(|event| self.has_waitlist(event))
+            .cloned()
+            .collect();
+        let mut expired = 0;
+        for event in events {
+            let finalized = self.finalize_lapsed(&event, now, limit - expired);
+            expired += finalized;
+            if finalized > 0 && !self.any_lapsed(&event, now) {
+                self.serve(&event, now);
+            }
+        }
+        expired
+    }
+
+    fn any_lapsed(&self, event: &EventId, now: Timestamp) -> bool {
+        self.reservations.values().any(|stored| {
+            let reservation = &stored.reservation;
+            &reservation.event == event
+                && reservation.status == ReservationStatus::Active
+                && now >= reservation.expires_at
+        })
+    }
+
+    // ---- the inventory, each operation settled ------------------------------------------
+
+    /// [`InventoryStore::reserve`](crate::InventoryStore::reserve).
+    pub fn reserve(&mut self, request: ReserveRequest, now: Timestamp) -> Result<Reservation> {
+        let event = Some(request.event.clone());
+        self.settled(event, now, |model| model.reserve_unsettled(request, now))
+    }
+
+    /// The event of a reservation the model knows.
+    fn event_of(&self, reservation: &ReservationId) -> Option<EventId> {
+        self.reservations
+            .get(reservation)
+            .map(|stored| stored.reservation.event.clone())
+    }
+
+    /// [`InventoryStore::commit`](crate::InventoryStore::commit).
+    pub fn commit(
+        &mut self,
+        reservation: &ReservationId,
+        request: CommitRequest,
+        now: Timestamp,
+    ) -> Result<Order> {
+        let event = self.event_of(reservation);
+        self.settled(event, now, |model| {
+            model.commit_unsettled(reservation, request, now)
+        })
+    }
+
+    /// [`InventoryStore::extend`](crate::InventoryStore::extend).
+    pub fn extend(
+        &mut self,
+        reservation: &ReservationId,
+        token: &ReservationToken,
+        ttl_seconds: u32,
+        now: Timestamp,
+    ) -> Result<Reservation> {
+        let event = self.event_of(reservation);
+        self.settled(event, now, |model| {
+            model.extend_unsettled(reservation, token, ttl_seconds, now)
+        })
+    }
+
+    /// [`InventoryStore::cancel`](crate::InventoryStore::cancel).
+    pub fn cancel(
+        &mut self,
+        reservation: &ReservationId,
+        token: &ReservationToken,
+        now: Timestamp,
+    ) -> Result<()> {
+        let event = self.event_of(reservation);
+        self.settled(event, now, |model| {
+            model.cancel_unsettled(reservation, token, now)
+        })
+    }
+
+    /// [`InventoryStore::refund`](crate::InventoryStore::refund).
+    pub fn refund(
+        &mut self,
+        order: &OrderId,
+        tickets: Option<&[TicketId]>,
+        now: Timestamp,
+    ) -> Result<Refund> {
+        let event = self.orders.get(order).map(|order| order.event.clone());
+        self.settled(event, now, |model| {
+            model.refund_unsettled(order, tickets, now)
+        })
+    }
+
+    /// [`InventoryStore::block`](crate::InventoryStore::block).
+    pub fn block(
+        &mut self,
+        event: &EventId,
+        seats: &[SeatId],
+        blocked: bool,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.settled(Some(event.clone()), now, |model| {
+            model.block_unsettled(event, seats, blocked, now)
+        })
+    }
+
     /// [`InventoryStore::availability`](crate::InventoryStore::availability), with `seq` 0
     /// (the model keeps no log).
-    pub fn availability(&self, event: &EventId, now: Timestamp) -> Result<Availability> {
+    pub fn availability(&mut self, event: &EventId, now: Timestamp) -> Result<Availability> {
+        self.settle(event, now);
         let state = self.event_state(event)?;
         Ok(Availability {
             event: event.clone(),
@@ -1014,12 +1515,14 @@ impl Model {
     }
 
     /// How many active reservations have lapsed and are not yet finalized — in the model,
-    /// every lapsed one, since it never finalizes (an upper bound for `expire_due`).
+    /// every lapsed one of an event without a waitlist, since it never finalizes those (an
+    /// upper bound for `expire_due`).
     pub fn lapsed(&self, now: Timestamp) -> usize {
         self.reservations
             .values()
             .filter(|stored| {
-                Self::status_now(&stored.reservation, now) == ReservationStatus::Expired
+                let reservation = &stored.reservation;
+                reservation.status == ReservationStatus::Active && now >= reservation.expires_at
             })
             .count()
     }

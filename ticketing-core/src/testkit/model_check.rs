@@ -6,6 +6,11 @@
 //! side are paired by position and compared through the pairing — then the store's
 //! availability must equal the model's and the store's change log must replay to it
 //! ([`check_store`]).
+//!
+//! With a [`WaitlistStore`] ([`waitlist_model_check`]), half the cases put the event's
+//! waitlist on and add joins, leaves and entry reads; after every step every entry the case
+//! made is read on both sides and compared, and each offer becomes a reservation the case
+//! can commit, extend and cancel with the entry's token.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -13,15 +18,20 @@ use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 
+use std::sync::Arc;
+
 use super::TestStore;
 use super::invariants::check_store;
 use super::model::Model;
+use super::waitlist::TestWaitlist;
+use crate::waitlist::{WaitlistEntry, WaitlistJoined, WaitlistRequest, WaitlistState};
 use crate::{
     BestAvailable, ClientReservationId, Clock, CommitRequest, Error, EventId, EventSpec, GaRequest,
     HolderId, IdempotencyKey, LateCommit, Order, OrderId, Page, PaymentId, Policy, PoolId,
     PoolSpec, Position, RefundTo, Reservation, ReservationId, ReservationToken, ReserveRequest,
     Result, SaleWindow, Seat, SeatId, Ticket, TicketCode, TicketId, Timestamp,
 };
+use crate::{WaitlistEntryId, WaitlistStore};
 
 /// Most operations decoded for one case.
 pub const OPS_MAX: usize = 96;
@@ -44,6 +54,23 @@ pub struct CaseSetup {
     /// Lay the balcony's rows out from the highest number down, so that layout order and
     /// number order differ (best available must follow numbers, not positions).
     balcony_descending: bool,
+    /// Below 32: no waitlist. Otherwise the event has a waitlist (when the store under test
+    /// has waitlists) and, unless a multiple of 4, the case starts sold out: a holder of its
+    /// own reserves everything for 60 to 299 seconds, so that joins wait and releases serve
+    /// them.
+    waitlist: u8,
+}
+
+impl CaseSetup {
+    /// Whether the event has a waitlist.
+    fn has_waitlist(&self) -> bool {
+        self.waitlist >= 32
+    }
+
+    /// Whether the case starts sold out (only with a waitlist).
+    fn starts_sold_out(&self) -> bool {
+        self.has_waitlist() && !self.waitlist.is_multiple_of(4)
+    }
 }
 
 /// One step of a case. Small integers index into the fixture (seats, pools, holders) or
@@ -71,6 +98,38 @@ pub enum Op {
     Read(ReadOp),
     Events(EventsOp),
     CreateAgain,
+    WaitlistJoin(WaitlistJoinOp),
+    WaitlistLeave(WaitlistLeaveOp),
+    WaitlistRead(WaitlistReadOp),
+}
+
+#[derive(Debug, Clone, Arbitrary)]
+#[allow(missing_docs)]
+pub struct WaitlistJoinOp {
+    pub holder: u8,
+    /// 255: zero, a validation error; 250 to 254: more than the layout has; otherwise 1
+    /// to 4.
+    pub quantity: u8,
+    /// Seats in one row (asked of a pool only when `pool` is a multiple of 16: invalid).
+    pub adjacent: bool,
+    /// A section (index 2: unknown; asked of a pool only when 255: invalid).
+    pub section: Option<u8>,
+    /// A pool (index 2: unknown).
+    pub pool: Option<u8>,
+}
+
+#[derive(Debug, Clone, Arbitrary)]
+#[allow(missing_docs)]
+pub struct WaitlistLeaveOp {
+    pub entry: u8,
+    /// A multiple of 8: another holder than the entry's (`not_found`).
+    pub other_holder: u8,
+}
+
+#[derive(Debug, Clone, Arbitrary)]
+#[allow(missing_docs)]
+pub struct WaitlistReadOp {
+    pub entry: u8,
 }
 
 #[derive(Debug, Clone, Arbitrary)]
@@ -183,9 +242,10 @@ pub struct EventsOp {
 
 impl Op {
     /// Decodes one step. Operations are weighted like a sale: mostly reserves and commits,
-    /// time moving often, the rare administrative act, a day's jump once in a while.
+    /// time moving often, the rare administrative act, a day's jump once in a while, and
+    /// waitlist joins, leaves and reads (run only on stores with waitlists).
     fn decode(input: &mut Unstructured<'_>) -> arbitrary::Result<Self> {
-        Ok(match input.int_in_range(0u8..=99)? {
+        Ok(match input.int_in_range(0u8..=114)? {
             0..=26 => Op::Reserve(input.arbitrary()?),
             27..=29 => {
                 let count = input.int_in_range(2u8..=6)?;
@@ -209,7 +269,10 @@ impl Op {
             89..=91 => Op::ExpireDue(input.arbitrary()?),
             92..=96 => Op::Read(input.arbitrary()?),
             97..=98 => Op::Events(input.arbitrary()?),
-            _ => Op::CreateAgain,
+            99 => Op::CreateAgain,
+            100..=109 => Op::WaitlistJoin(input.arbitrary()?),
+            110..=112 => Op::WaitlistLeave(input.arbitrary()?),
+            _ => Op::WaitlistRead(input.arbitrary()?),
         })
     }
 }
@@ -234,6 +297,7 @@ impl Case {
             refund_to_blocked: false,
             window: 0,
             balcony_descending: false,
+            waitlist: 0,
         });
         let mut ops = Vec::new();
         while ops.len() < OPS_MAX && !input.is_empty() {
@@ -314,7 +378,11 @@ fn spec(setup: &CaseSetup, now: Timestamp) -> EventSpec {
         policy: Policy {
             reservation_ttl_seconds: 60,
             reservation_ttl_seconds_max: 300,
-            holder_seats_max: setup.seats_max.map(|max| 1 + u32::from(max % 8)),
+            // A case that starts sold out has no seat limit: the filler holds everything.
+            holder_seats_max: setup
+                .seats_max
+                .filter(|_| !setup.starts_sold_out())
+                .map(|max| 1 + u32::from(max % 8)),
             holder_reservations_max: setup.reservations_max.map(|max| 1 + u32::from(max % 3)),
             late_commit: if setup.late_commit {
                 LateCommit::IfStillAvailable
@@ -326,6 +394,9 @@ fn spec(setup: &CaseSetup, now: Timestamp) -> EventSpec {
             } else {
                 RefundTo::Sale
             },
+            waitlist: setup.has_waitlist(),
+            // Shorter than the clock's steps, so that offers lapse and pass on within a case.
+            waitlist_offer_ttl_seconds: 90,
         },
     }
 }
@@ -334,6 +405,15 @@ fn spec(setup: &CaseSetup, now: Timestamp) -> EventSpec {
 struct Made {
     store_id: ReservationId,
     model_id: ReservationId,
+    store_token: ReservationToken,
+    model_token: ReservationToken,
+}
+
+/// A waitlist entry as both sides know it.
+struct Joined {
+    store_id: WaitlistEntryId,
+    model_id: WaitlistEntryId,
+    holder: crate::HolderId,
     store_token: ReservationToken,
     model_token: ReservationToken,
 }
@@ -381,28 +461,70 @@ impl Names {
 /// evidence that the generated cases reach the paths that matter.
 pub type Coverage = BTreeMap<String, usize>;
 
-/// Runs one case against a fresh store; `Err` says where store and model parted.
+/// Runs one case against a fresh store; `Err` says where store and model parted. The
+/// case's waitlist is off and its waitlist steps are skipped.
 pub async fn run_case(t: &TestStore, case: &Case) -> std::result::Result<Coverage, String> {
+    run(t, None, case).await
+}
+
+/// Runs one case against a fresh store with waitlists; `Err` says where store and model
+/// parted.
+pub async fn run_waitlist_case(
+    t: &TestWaitlist,
+    case: &Case,
+) -> std::result::Result<Coverage, String> {
+    let inventory = TestStore {
+        store: t.store.clone(),
+        clock: t.clock.clone(),
+    };
+    run(&inventory, Some(t.store.clone()), case).await
+}
+
+async fn run(
+    t: &TestStore,
+    waitlist: Option<Arc<dyn WaitlistStore>>,
+    case: &Case,
+) -> std::result::Result<Coverage, String> {
+    let mut setup = case.setup.clone();
+    if waitlist.is_none() {
+        setup.waitlist = 0;
+    }
     let mut harness = Harness {
         t,
+        waitlist: waitlist.filter(|_| setup.has_waitlist()),
         model: Model::default(),
         made: Vec::new(),
         orders: Vec::new(),
         tickets: Vec::new(),
+        entries: Vec::new(),
         names: Names::default(),
         coverage: Coverage::new(),
         seats: seat_ids(),
         event: event_id(),
     };
     let now = t.clock.now();
-    let spec = spec(&case.setup, now);
+    let spec = spec(&setup, now);
     let created = t.store.create_event(spec.clone()).await;
-    let modelled = harness.model.create_event(spec, now);
+    let modelled = harness.model.create_event(spec.clone(), now);
     if harness
         .same("create_event", created, modelled, |_, _, _| Ok(()))?
         .is_none()
     {
         return Err("the case's event was refused".into());
+    }
+    if setup.starts_sold_out() {
+        let mut request = ReserveRequest::new(
+            harness.event.clone(),
+            HolderId::new("holder-filler").unwrap(),
+        )
+        .seats(spec.seats.iter().map(|seat| seat.id.clone()))
+        .ttl_seconds(60 + u32::from(setup.waitlist % 240));
+        for (pool, capacity) in POOLS {
+            request = request.ga(PoolId::new(pool).unwrap(), capacity);
+        }
+        let s = t.store.reserve(request.clone()).await;
+        let m = harness.model.reserve(request, now);
+        harness.reserved("reserve", s, m)?;
     }
     for (step, op) in case.ops.iter().enumerate() {
         harness
@@ -415,10 +537,13 @@ pub async fn run_case(t: &TestStore, case: &Case) -> std::result::Result<Coverag
 
 struct Harness<'a> {
     t: &'a TestStore,
+    /// The store's waitlists, when the case's event has one.
+    waitlist: Option<Arc<dyn WaitlistStore>>,
     model: Model,
     made: Vec<Made>,
     orders: Vec<(OrderId, OrderId)>,
     tickets: Vec<Issued>,
+    entries: Vec<Joined>,
     names: Names,
     coverage: Coverage,
     seats: Vec<SeatId>,
@@ -921,12 +1046,19 @@ impl Harness<'_> {
             }
             Op::ExpireDue(ExpireDueOp { limit }) => {
                 let limit = usize::from(limit % 4);
+                let bound = self.model.lapsed(now);
                 let expired = store
                     .expire_due(limit)
                     .await
                     .map_err(|e| format!("expire_due: {e}"))?;
-                if expired > limit || expired > self.model.lapsed(now) {
+                let modelled = self.model.expire_due(limit, now);
+                if expired > limit || expired > bound {
                     return Err(format!("expire_due({limit}) expired {expired}"));
+                }
+                if self.waitlist.is_some() && expired != modelled {
+                    return Err(format!(
+                        "expire_due({limit}) expired {expired}, the model {modelled}"
+                    ));
                 }
             }
             Op::Read(ReadOp { what, index }) => match what % 4 {
@@ -998,6 +1130,16 @@ impl Harness<'_> {
                     }
                 })?;
             }
+            Op::WaitlistJoin(op) => self.waitlist_join(op).await?,
+            Op::WaitlistLeave(op) => self.waitlist_leave(op).await?,
+            Op::WaitlistRead(WaitlistReadOp { entry }) => {
+                if let Some(waitlist) = self.waitlist.clone() {
+                    let (store_id, model_id) = self.entry_ids(*entry);
+                    let s = waitlist.waitlist_entry(&self.event, &store_id).await;
+                    let m = self.model.waitlist_entry(&self.event, &model_id, now);
+                    self.same("waitlist_entry", s, m, Self::compare_entry)?;
+                }
+            }
             Op::CreateAgain => {
                 let event = self.model.event(&self.event).map_err(|e| e.to_string())?;
                 let spec = EventSpec {
@@ -1023,6 +1165,174 @@ impl Harness<'_> {
         Some(self.tickets.len() - 1 - usize::from(index) % self.tickets.len())
     }
 
+    /// The store's and the model's id of an entry the case made (or of an unknown one).
+    fn entry_ids(&self, index: u8) -> (WaitlistEntryId, WaitlistEntryId) {
+        match recent(&self.entries, index) {
+            Some(joined) => (joined.store_id.clone(), joined.model_id.clone()),
+            None => {
+                let unknown = WaitlistEntryId::new("w_unknown").unwrap();
+                (unknown.clone(), unknown)
+            }
+        }
+    }
+
+    fn waitlist_request(&self, op: &WaitlistJoinOp) -> WaitlistRequest {
+        let WaitlistJoinOp {
+            holder,
+            quantity,
+            adjacent,
+            section,
+            pool,
+        } = op;
+        WaitlistRequest {
+            event: self.event.clone(),
+            holder: Self::holder(*holder),
+            quantity: match *quantity {
+                u8::MAX => 0,
+                q if q >= 250 => 13 + u32::from(q % 4),
+                q => 1 + u32::from(q % 4),
+            },
+            // Seat filters on a GA entry are a validation error worth keeping rarely.
+            adjacent: *adjacent && pool.is_none_or(|pool| pool % 16 == 0),
+            section: section
+                .filter(|s| pool.is_none() || *s == u8::MAX)
+                .map(|s| {
+                    SECTIONS
+                        .get(usize::from(s % 3))
+                        .map_or("Nowhere", |s| s)
+                        .to_owned()
+                }),
+            pool: pool.map(Self::pool),
+        }
+    }
+
+    async fn waitlist_join(&mut self, op: &WaitlistJoinOp) -> Check {
+        let Some(waitlist) = self.waitlist.clone() else {
+            return Ok(());
+        };
+        let request = self.waitlist_request(op);
+        let now = self.now();
+        let s = waitlist.waitlist_join(request.clone()).await;
+        let m = self.model.waitlist_join(request.clone(), now);
+        let joined = self.same("waitlist_join", s, m, |h, s, m| {
+            if s.token.is_some() != m.token.is_some() {
+                return Err("one side returned a token".into());
+            }
+            h.compare_entry(&s.entry, &m.entry)
+        })?;
+        if let Some((
+            WaitlistJoined {
+                entry: s,
+                token: Some(store_token),
+            },
+            WaitlistJoined {
+                entry: m,
+                token: Some(model_token),
+            },
+        )) = joined
+        {
+            self.entries.push(Joined {
+                store_id: s.id.clone(),
+                model_id: m.id.clone(),
+                holder: request.holder,
+                store_token,
+                model_token,
+            });
+            self.learn_offer(&s, &m, "offer made at join");
+        }
+        Ok(())
+    }
+
+    async fn waitlist_leave(&mut self, op: &WaitlistLeaveOp) -> Check {
+        let Some(waitlist) = self.waitlist.clone() else {
+            return Ok(());
+        };
+        let (store_id, model_id) = self.entry_ids(op.entry);
+        let holder = match recent(&self.entries, op.entry) {
+            Some(joined) if !op.other_holder.is_multiple_of(8) => joined.holder.clone(),
+            _ => Self::holder(op.other_holder / 8),
+        };
+        let now = self.now();
+        let s = waitlist
+            .waitlist_leave(&self.event, &store_id, &holder)
+            .await;
+        let m = self
+            .model
+            .waitlist_leave(&self.event, &model_id, &holder, now);
+        self.same("waitlist_leave", s, m, |_, (), ()| Ok(()))?;
+        Ok(())
+    }
+
+    fn compare_entry(&mut self, s: &WaitlistEntry, m: &WaitlistEntry) -> Check {
+        self.names.pair("entry", s.id.as_str(), m.id.as_str())?;
+        if (&s.request, s.joined_at) != (&m.request, m.joined_at) {
+            return Err("entries differ".into());
+        }
+        match (&s.state, &m.state) {
+            (
+                WaitlistState::Offered { reservation: a },
+                WaitlistState::Offered { reservation: b },
+            ) => self.names.pair("reservation", a.as_str(), b.as_str()),
+            (a, b) if a == b => Ok(()),
+            (a, b) => Err(format!("entry states differ: store {a:?}, model {b:?}")),
+        }
+    }
+
+    /// Remembers an entry's offer as a reservation the case made, with the entry's token.
+    fn learn_offer(&mut self, s: &WaitlistEntry, m: &WaitlistEntry, outcome: &str) {
+        let (
+            WaitlistState::Offered {
+                reservation: store_id,
+            },
+            WaitlistState::Offered {
+                reservation: model_id,
+            },
+        ) = (&s.state, &m.state)
+        else {
+            return;
+        };
+        if self.made.iter().any(|made| &made.store_id == store_id) {
+            return;
+        }
+        let Some(joined) = self.entries.iter().find(|joined| joined.store_id == s.id) else {
+            return;
+        };
+        let made = Made {
+            store_id: store_id.clone(),
+            model_id: model_id.clone(),
+            store_token: joined.store_token.clone(),
+            model_token: joined.model_token.clone(),
+        };
+        self.made.push(made);
+        *self.coverage.entry(outcome.to_owned()).or_default() += 1;
+    }
+
+    /// Reads every entry the case made on both sides, compares them, and learns offers.
+    async fn check_entries(&mut self) -> Check {
+        let Some(waitlist) = self.waitlist.clone() else {
+            return Ok(());
+        };
+        let now = self.now();
+        for index in 0..self.entries.len() {
+            let (store_id, model_id) = (
+                self.entries[index].store_id.clone(),
+                self.entries[index].model_id.clone(),
+            );
+            let s = waitlist
+                .waitlist_entry(&self.event, &store_id)
+                .await
+                .map_err(|e| format!("reading entry {store_id}: {e}"))?;
+            let m = self
+                .model
+                .waitlist_entry(&self.event, &model_id, now)
+                .map_err(|e| format!("the model reading entry {model_id}: {e}"))?;
+            self.compare_entry(&s, &m)
+                .map_err(|why| format!("entry {store_id}: {why}\n store {s:?}\n model {m:?}"))?;
+            self.learn_offer(&s, &m, "offer made on release");
+        }
+        Ok(())
+    }
+
     /// After every step: the store's availability equals the model's, and the store's log
     /// replays to it.
     async fn after_step(&mut self) -> Check {
@@ -1037,7 +1347,7 @@ impl Harness<'_> {
                 "availability differs\n store {snapshot:?}\n model {modelled:?}"
             ));
         }
-        Ok(())
+        self.check_entries().await
     }
 }
 
@@ -1064,9 +1374,49 @@ pub const MUST_COVER: &[&str] = &[
     "resize_pool ok",
 ];
 
+/// Outcomes every waitlist model check run must reach at least once, besides
+/// [`MUST_COVER`].
+pub const MUST_COVER_WAITLIST: &[&str] = &[
+    "waitlist_join ok",
+    "waitlist_join conflict",
+    "waitlist_join invalid_request",
+    "waitlist_leave ok",
+    "waitlist_entry ok",
+    "offer made at join",
+    "offer made on release",
+];
+
 /// Runs [`run_case`] on fresh stores from `factory` for `PROPTEST_CASES` random cases
 /// (proptest's default when unset), shrinking a failure to a small case.
 pub fn model_check(factory: super::StoreFactory) {
+    check_cases(MUST_COVER, |runtime, case| {
+        runtime.block_on(async {
+            let t = factory().await;
+            run_case(&t, case).await
+        })
+    });
+}
+
+/// Runs [`run_waitlist_case`] on fresh stores from `factory` for `PROPTEST_CASES` random
+/// cases, shrinking a failure to a small case.
+pub fn waitlist_model_check(factory: super::waitlist::WaitlistFactory) {
+    let must_cover: Vec<&str> = MUST_COVER
+        .iter()
+        .chain(MUST_COVER_WAITLIST)
+        .copied()
+        .collect();
+    check_cases(&must_cover, |runtime, case| {
+        runtime.block_on(async {
+            let t = factory().await;
+            run_waitlist_case(&t, case).await
+        })
+    });
+}
+
+fn check_cases(
+    must_cover: &[&str],
+    run: impl Fn(&tokio::runtime::Runtime, &Case) -> std::result::Result<Coverage, String>,
+) {
     use proptest::test_runner::{Config, TestCaseError, TestRunner};
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -1080,10 +1430,7 @@ pub fn model_check(factory: super::StoreFactory) {
     let coverage = std::cell::RefCell::new(Coverage::new());
     let outcome = runner.run(&bytes, |data| {
         let case = Case::decode(&data);
-        let covered = runtime.block_on(async {
-            let t = factory().await;
-            run_case(&t, &case).await.map_err(TestCaseError::fail)
-        })?;
+        let covered = run(&runtime, &case).map_err(TestCaseError::fail)?;
         let mut total = coverage.borrow_mut();
         for (outcome, count) in covered {
             *total.entry(outcome).or_default() += count;
@@ -1093,15 +1440,17 @@ pub fn model_check(factory: super::StoreFactory) {
     match outcome {
         Ok(()) => {
             // Shrinking aside, the generator must reach the paths that matter; with very
-            // few cases (PROPTEST_CASES below 64) that cannot be promised. Each listed outcome
-            // was reached at least 30 times in every one of eight 128-case runs; rarer ones
-            // (a pool resized below its usage) are left to the scripted scenarios.
+            // few cases (PROPTEST_CASES below 64) that cannot be promised. Each outcome of
+            // MUST_COVER was reached at least 30 times in every one of eight 128-case runs,
+            // each of MUST_COVER_WAITLIST at least 3 times in every one of eight 64-case
+            // runs; rarer ones (a pool resized below its usage) are left to the scripted
+            // scenarios.
             let total = coverage.into_inner();
             if std::env::var_os("TICKETING_COVERAGE").is_some() {
                 eprintln!("model check outcomes: {total:#?}");
             }
             if runner.config().cases >= 64 {
-                let missing: Vec<&str> = MUST_COVER
+                let missing: Vec<&str> = must_cover
                     .iter()
                     .copied()
                     .filter(|outcome| !total.contains_key(*outcome))
