@@ -10,13 +10,14 @@ use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use ticketing_core::{
-    BestAvailable, ClientReservationId, EventId, HolderId, IdempotencyKey, OrderId, PaymentId,
+    BestAvailable, ClientReservationId, EventId, IdempotencyKey, OrderId, Pass, PaymentId,
     ReservationId, ReservationToken, ReserveRequest,
 };
 use tokio::sync::{Semaphore, watch};
 
-use super::config::SaleConfig;
+use super::config::{BLOCK_SIZES, SaleConfig};
 use super::layout::{Layout, SeatView, Zipf};
+use super::queue::{done, holder, queue_up};
 use super::stats::{Op, Stats, bump};
 use super::target::{Failure, Hold, Target};
 
@@ -28,8 +29,6 @@ const TRANSIENT_BACKOFF: Duration = Duration::from_millis(50);
 const RATE_LIMIT_WAIT_MAX: Duration = Duration::from_secs(5);
 /// How long after its hold lapsed a late payer pays.
 const LATE_MARGIN: Duration = Duration::from_millis(500);
-/// How many seats or places a buyer wants, and how often: pairs most of all.
-const BLOCK_SIZES: [(u32, f64); 4] = [(1, 0.15), (2, 0.45), (3, 0.15), (4, 0.25)];
 
 /// What a buyer asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,7 +222,8 @@ impl Sale {
         self.lapses.lock().push((at, seats));
     }
 
-    async fn think(&self, duration: Duration) {
+    /// Waits `duration`, or less if the sale closes.
+    pub(crate) async fn think(&self, duration: Duration) {
         let mut closed = self.closed.subscribe();
         tokio::select! {
             () = tokio::time::sleep(duration) => {}
@@ -233,7 +233,7 @@ impl Sale {
 
     /// One call of `op`, holding an operation slot, timed; transient failures and rate
     /// limits are retried (the calls are idempotent), at most [`CALL_ATTEMPTS_MAX`] times.
-    async fn call<T, F, Fut>(&self, op: Op, mut once: F) -> Result<T, Failure>
+    pub(crate) async fn call<T, F, Fut>(&self, op: Op, mut once: F) -> Result<T, Failure>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
@@ -243,6 +243,7 @@ impl Sale {
             Op::Reserve => &c.reserve_calls,
             Op::Commit => &c.commit_calls,
             Op::Cancel => &c.cancel_calls,
+            Op::Queue => &c.queue_calls,
         };
         let mut backoff = TRANSIENT_BACKOFF;
         for attempt in 1..=CALL_ATTEMPTS_MAX {
@@ -297,18 +298,38 @@ pub(crate) async fn session(sale: Arc<Sale>) -> Vec<Entry> {
     ledger
 }
 
-/// Buyer `buyer`'s whole visit: its reservation, if it made one.
+/// Buyer `buyer`'s whole visit: through the waiting room first with `--queue`, then
+/// shopping. Its reservation, if it made one.
+///
+/// A buyer finding the sale sold out is turned away at once; with `--queue`, so is one
+/// finding less than a buyer's share (`seats_per_buyer`) unsold, for which the room would
+/// admit nobody again.
 async fn buy(sale: &Sale, buyer: u64) -> Option<Entry> {
+    let share = sale
+        .config
+        .queue
+        .map_or(1, |queue| u64::from(queue.seats_per_buyer));
+    if sale.stats.unsold() < share {
+        bump(&sale.stats.counters.turned_away);
+        return None;
+    }
+    let Some(queue) = sale.config.queue else {
+        return shop(sale, buyer, None).await;
+    };
+    let admission = queue_up(sale, buyer, &queue).await?;
+    let entry = shop(sale, buyer, Some(&admission.pass)).await;
+    done(sale, admission).await;
+    entry
+}
+
+/// Buyer `buyer` shops, with its admission `pass` on a gated event.
+async fn shop(sale: &Sale, buyer: u64, pass: Option<&Pass>) -> Option<Entry> {
     let seed = sale.config.seed ^ buyer.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let mut rng = StdRng::seed_from_u64(seed);
     let plan = Plan::draw(&mut rng, &sale.config);
     let c = &sale.stats.counters;
-    if sale.stats.is_sold_out() {
-        bump(&c.turned_away);
-        return None;
-    }
     bump(&c.arrived);
-    let hold = obtain(sale, buyer, &plan, &mut rng).await?;
+    let hold = obtain(sale, buyer, &plan, &mut rng, pass).await?;
     bump(&c.reserved);
     let seats = sale.layout.indexes(&hold.seats);
     sale.view.mark(&seats, true);
@@ -345,7 +366,13 @@ async fn buy(sale: &Sale, buyer: u64) -> Option<Entry> {
 }
 
 /// Tries to hold seats, retrying after conflicts as the plan allows.
-async fn obtain(sale: &Sale, buyer: u64, plan: &Plan, rng: &mut StdRng) -> Option<Hold> {
+async fn obtain(
+    sale: &Sale,
+    buyer: u64,
+    plan: &Plan,
+    rng: &mut StdRng,
+    pass: Option<&Pass>,
+) -> Option<Hold> {
     let c = &sale.stats.counters;
     let mut size = plan.size;
     for attempt in 0..=plan.retries {
@@ -362,10 +389,14 @@ async fn obtain(sale: &Sale, buyer: u64, plan: &Plan, rng: &mut StdRng) -> Optio
             return None;
         };
         match sale
-            .call(Op::Reserve, || sale.target.reserve(&request))
+            .call(Op::Reserve, || sale.target.reserve(&request, pass))
             .await
         {
             Ok(hold) => return Some(hold),
+            Err(Failure::PassRefused(_)) => {
+                bump(&c.pass_refused);
+                return None;
+            }
             Err(Failure::SeatsTaken(seats)) => {
                 bump(&c.seat_conflicts);
                 sale.view.mark(&sale.layout.indexes(&seats), true);
@@ -393,7 +424,7 @@ fn request(
     size: u32,
     rng: &mut StdRng,
 ) -> Option<ReserveRequest> {
-    let holder = HolderId::new(format!("buyer-{buyer}")).ok()?;
+    let holder = holder(buyer)?;
     let client_id = ClientReservationId::new(format!("fs-{buyer}-{attempt}")).ok()?;
     let mut request =
         ReserveRequest::new(sale.event.clone(), holder).client_reservation_id(client_id);

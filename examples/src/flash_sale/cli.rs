@@ -6,11 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use ticketing_core::{Coalescing, InventoryStore, MemoryStore, MemoryStoreConfig, SystemClock};
+use ticketing_core::{
+    Coalescing, InventoryStore, MemoryStore, MemoryStoreConfig, MemoryWaitingRoom, SystemClock,
+    WaitingRoom,
+};
 use ticketing_store_pg::{PgStore, PgStoreConfig};
-use ticketing_store_redis::{RedisStore, RedisStoreConfig};
+use ticketing_store_redis::{RedisStore, RedisStoreConfig, RedisWaitingRoom};
 
-use super::config::{EventShape, Mix, SaleConfig};
+use super::config::{EventShape, Mix, QueueConfig, SaleConfig};
 use super::http::HttpTarget;
 use super::target::Target;
 use super::{SaleError, run};
@@ -125,6 +128,25 @@ pub struct FlashSaleArgs {
     /// Zipf exponent of section popularity (0: uniform).
     #[arg(long, default_value_t = 1.0)]
     pub zipf: f64,
+    /// Send every buyer through the event's waiting room first: join, poll until admitted,
+    /// reserve with the pass, leave when done.
+    #[arg(long)]
+    pub queue: bool,
+    /// With --queue: visitors the room admits per second.
+    #[arg(long, default_value_t = 2_000, requires = "queue")]
+    pub queue_rate: u32,
+    /// With --queue: most buyers shopping at once (default: no cap).
+    #[arg(long, requires = "queue")]
+    pub queue_cap: Option<u32>,
+    /// With --queue: the pause between a queued buyer's status polls, in milliseconds.
+    #[arg(long, default_value_t = 200, requires = "queue")]
+    pub queue_poll_ms: u64,
+    /// With --queue: how long a pass lasts after admission, in seconds.
+    #[arg(long, default_value_t = 60, requires = "queue")]
+    pub queue_pass_ttl_seconds: u32,
+    /// With --queue: seats per buyer the room assumes (default: from the buyers' mix, 2).
+    #[arg(long, requires = "queue")]
+    pub queue_seats_per_buyer: Option<u32>,
     /// Timeline sample interval, in milliseconds.
     #[arg(long, default_value_t = 250)]
     pub sample_ms: u64,
@@ -175,10 +197,20 @@ impl FlashSaleArgs {
             },
             sample_interval: Duration::from_millis(self.sample_ms),
             progress: !self.quiet,
+            queue: self.queue.then(|| QueueConfig {
+                admit_per_second: self.queue_rate,
+                active_max: self.queue_cap,
+                seats_per_buyer: self
+                    .queue_seats_per_buyer
+                    .unwrap_or_else(QueueConfig::seats_per_buyer_of_mix),
+                pass_ttl_seconds: self.queue_pass_ttl_seconds,
+                poll_interval: Duration::from_millis(self.queue_poll_ms),
+            }),
         }
     }
 
-    /// Opens what the flags point at: a server (checked to be on this machine) or a store.
+    /// Opens what the flags point at: a server (checked to be on this machine) or a store,
+    /// with its waiting rooms on the same backend.
     pub async fn target(&self) -> Result<Target, SaleError> {
         if let Some(url) = &self.url {
             let timeout = Duration::from_millis(self.timeout_ms.max(1));
@@ -191,7 +223,8 @@ impl FlashSaleArgs {
                 // Keep the whole change log: the audit replays it.
                 let config = MemoryStoreConfig::default().change_retention(usize::MAX);
                 let store = MemoryStore::with_config(Arc::new(SystemClock), config);
-                Ok(wrap(store, coalesce, "memory"))
+                let rooms = MemoryWaitingRoom::new();
+                Ok(wrap(store, coalesce, "memory").with_rooms(Arc::new(rooms)))
             }
             StoreChoice::Postgres => {
                 let url = self.database_url.clone().ok_or_else(|| {
@@ -203,14 +236,21 @@ impl FlashSaleArgs {
                 if let Some(connections) = self.pg_connections {
                     config = config.max_connections(connections);
                 }
-                Ok(wrap(PgStore::connect(config).await?, coalesce, "postgres"))
+                let store = PgStore::connect(config).await?;
+                let rooms = store.waiting_room();
+                Ok(wrap(store, coalesce, "postgres").with_rooms(Arc::new(rooms)))
             }
             StoreChoice::Redis => {
                 let url = self.redis_url.clone().ok_or_else(|| {
                     SaleError::Invalid("--store redis needs --redis-url or REDIS_URL".to_owned())
                 })?;
                 let store = RedisStore::connect(RedisStoreConfig::new(url)).await?;
-                Ok(wrap(store, coalesce, "redis"))
+                let rooms = RedisWaitingRoom::new(&store);
+                if self.queue {
+                    rooms.load_scripts().await?;
+                }
+                let rooms: Arc<dyn WaitingRoom> = Arc::new(rooms);
+                Ok(wrap(store, coalesce, "redis").with_rooms(rooms))
             }
         }
     }
@@ -290,6 +330,35 @@ mod tests {
             },
             defaults
         );
+    }
+
+    #[test]
+    fn queue_flags_need_queue_and_make_its_config() {
+        let stray = FlashSaleArgs::try_parse_from(["ticketing-flash-sale", "--queue-rate", "5"]);
+        assert!(stray.is_err());
+        let args = FlashSaleArgs::try_parse_from([
+            "ticketing-flash-sale",
+            "--queue",
+            "--queue-cap",
+            "50",
+            "--queue-poll-ms",
+            "100",
+        ])
+        .unwrap();
+        let queue = args.config().queue.unwrap();
+        assert_eq!(queue.active_max, Some(50));
+        assert_eq!(queue.admit_per_second, 2_000);
+        assert_eq!(queue.poll_interval, Duration::from_millis(100));
+        assert_eq!(queue.seats_per_buyer, 2);
+        assert_eq!(
+            QueueConfig {
+                active_max: None,
+                poll_interval: QueueConfig::default().poll_interval,
+                ..queue
+            },
+            QueueConfig::default()
+        );
+        assert!(args.config().check().is_ok());
     }
 
     #[test]

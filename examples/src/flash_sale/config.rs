@@ -3,6 +3,11 @@
 use std::time::Duration;
 
 use serde::Serialize;
+use ticketing_core::RoomSettings;
+use ticketing_core::room::{
+    ACTIVE_MAX_MAX, ADMIT_PER_SECOND_MAX, PASS_TTL_SECONDS_MAX, PASS_TTL_SECONDS_MIN,
+    SEATS_PER_BUYER_MAX,
+};
 
 use super::SaleError;
 
@@ -16,6 +21,12 @@ pub const SESSIONS_MAX: usize = 1_048_576;
 pub const RETRIES_MAX: u32 = 16;
 /// The longest think time a buyer may take before commit or cancel.
 pub const THINK_MAX: Duration = Duration::from_secs(600);
+/// The shortest pause between a queued buyer's status polls.
+pub const QUEUE_POLL_MIN: Duration = Duration::from_millis(10);
+/// The longest pause between a queued buyer's status polls.
+pub const QUEUE_POLL_MAX: Duration = Duration::from_secs(10);
+/// How many seats or places a buyer wants, and how often: pairs most of all.
+pub(crate) const BLOCK_SIZES: [(u32, f64); 4] = [(1, 0.15), (2, 0.45), (3, 0.15), (4, 0.25)];
 
 /// How much of the demo stadium is on sale (`None`: all of it, as `demo_event` builds it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -114,6 +125,103 @@ impl Mix {
     }
 }
 
+/// The waiting room every buyer goes through first (`--queue`): the room's settings and
+/// how often a queued buyer polls.
+///
+/// A buyer joins the event's room with its holder id as the visitor, polls its ticket
+/// until it is admitted (then shops, sending the pass on each reserve) or the room says
+/// sold out (then leaves), and leaves the room when done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct QueueConfig {
+    /// Visitors admitted per second.
+    pub admit_per_second: u32,
+    /// Most buyers shopping at once (live passes); `None`: the rate alone governs.
+    pub active_max: Option<u32>,
+    /// Seats a buyer takes, for the room's inventory bound (live passes times this stay
+    /// within what is free); [`QueueConfig::seats_per_buyer_of_mix`] by default.
+    pub seats_per_buyer: u32,
+    /// How long a pass lasts after admission, in seconds.
+    pub pass_ttl_seconds: u32,
+    /// The pause between a queued buyer's status polls (each buyer jitters it by up to a
+    /// fifth, so polls do not come in waves).
+    pub poll_interval: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            admit_per_second: 2_000,
+            active_max: None,
+            seats_per_buyer: Self::seats_per_buyer_of_mix(),
+            pass_ttl_seconds: 60,
+            poll_interval: Duration::from_millis(200),
+        }
+    }
+}
+
+impl QueueConfig {
+    /// The seats a buyer takes on average by the buyers' block sizes, rounded down (2):
+    /// rounding down lets the room admit a little more than the free inventory serves at
+    /// the end of the sale rather than leave a seat or two nobody is admitted for.
+    pub fn seats_per_buyer_of_mix() -> u32 {
+        let mean: f64 = BLOCK_SIZES
+            .iter()
+            .map(|(size, share)| f64::from(*size) * share)
+            .sum();
+        // The mean of sizes from 1 to 4: the cast cannot truncate anything but the fraction.
+        (mean.floor() as u32).max(1)
+    }
+
+    /// The room's settings; `seed` fixes the (unused: the room opens at once) shuffle.
+    pub fn settings(&self, seed: u64) -> RoomSettings {
+        let mut settings = RoomSettings::rate(self.admit_per_second)
+            .pass_ttl_seconds(self.pass_ttl_seconds)
+            .seats_per_buyer(self.seats_per_buyer)
+            .shuffle_seed(seed);
+        settings.active_max = self.active_max;
+        settings
+    }
+
+    /// Checks every bound, naming the flag.
+    pub fn check(&self) -> Result<(), SaleError> {
+        let invalid = |text: String| Err(SaleError::Invalid(text));
+        if !(1..=ADMIT_PER_SECOND_MAX).contains(&self.admit_per_second) {
+            return invalid(format!(
+                "--queue-rate must be from 1 to {ADMIT_PER_SECOND_MAX} visitors a second, got {}",
+                self.admit_per_second
+            ));
+        }
+        if let Some(cap) = self.active_max
+            && !(1..=ACTIVE_MAX_MAX).contains(&cap)
+        {
+            return invalid(format!(
+                "--queue-cap must be from 1 to {ACTIVE_MAX_MAX} shoppers, got {cap}"
+            ));
+        }
+        if !(1..=SEATS_PER_BUYER_MAX).contains(&self.seats_per_buyer) {
+            return invalid(format!(
+                "--queue-seats-per-buyer must be from 1 to {SEATS_PER_BUYER_MAX}, got {}",
+                self.seats_per_buyer
+            ));
+        }
+        if !(PASS_TTL_SECONDS_MIN..=PASS_TTL_SECONDS_MAX).contains(&self.pass_ttl_seconds) {
+            return invalid(format!(
+                "--queue-pass-ttl-seconds must be from {PASS_TTL_SECONDS_MIN} to {PASS_TTL_SECONDS_MAX}, got {}",
+                self.pass_ttl_seconds
+            ));
+        }
+        if !(QUEUE_POLL_MIN..=QUEUE_POLL_MAX).contains(&self.poll_interval) {
+            return invalid(format!(
+                "--queue-poll-ms must be from {} to {}, got {}",
+                QUEUE_POLL_MIN.as_millis(),
+                QUEUE_POLL_MAX.as_millis(),
+                self.poll_interval.as_millis()
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// One run of the load generator.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SaleConfig {
@@ -146,6 +254,8 @@ pub struct SaleConfig {
     pub sample_interval: Duration,
     /// Draw a progress bar on a terminal's stderr.
     pub progress: bool,
+    /// Send every buyer through the event's waiting room first; `None`: straight in.
+    pub queue: Option<QueueConfig>,
 }
 
 impl Default for SaleConfig {
@@ -165,6 +275,7 @@ impl Default for SaleConfig {
             mix: Mix::default(),
             sample_interval: Duration::from_millis(250),
             progress: false,
+            queue: None,
         }
     }
 }
@@ -193,6 +304,9 @@ impl SaleConfig {
         }
         if self.sample_interval < Duration::from_millis(10) {
             return invalid("--sample-ms must be at least 10");
+        }
+        if let Some(queue) = &self.queue {
+            queue.check()?;
         }
         self.mix.check()
     }

@@ -15,17 +15,20 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use ticketing_core::{
     Availability, Change, Event, EventId, EventSpec, GaRequest, HolderId, IdempotencyKey, Order,
-    OrderId, PaymentId, PoolAvailability, PoolId, Reservation, ReservationId, ReservationToken,
-    ReserveRequest, SeatId, Ticket, TicketCode, TicketId, TicketItem, Timestamp,
+    OrderId, Pass, PassError, PaymentId, PoolAvailability, PoolId, QueueTicketId, Reservation,
+    ReservationId, ReservationToken, ReserveRequest, RoomSettings, SeatId, Ticket, TicketCode,
+    TicketId, TicketItem, Timestamp,
 };
 use ticketing_http::wire::{
     BestAvailableBody, CommitBody, CreateEventBody, GaItem, OrderView, PolicyBody, PoolBody,
     ReservationView, ReserveBody, SeatBody, SeatMap, TicketView,
 };
-use ticketing_http::{ADMIN_KEY, IDEMPOTENCY_KEY, RESERVATION_TOKEN};
+use ticketing_http::{
+    ADMIN_KEY, ADMISSION_PASS, IDEMPOTENCY_KEY, JoinBody, QueueView, RESERVATION_TOKEN,
+};
 
 use super::SaleError;
-use super::target::{Failure, Hold, Sold};
+use super::target::{Failure, Hold, Place, Sold};
 
 /// A ticketing server on this machine, driven over its REST API.
 #[derive(Clone)]
@@ -185,7 +188,82 @@ impl HttpTarget {
         Ok(Event::from_spec(spec, Timestamp::EPOCH))
     }
 
-    pub(crate) async fn reserve(&self, request: &ReserveRequest) -> Result<Hold, Failure> {
+    /// Gates `event` with a room (`PUT /v1/events/{id}/queue`, an admin route).
+    pub(crate) async fn configure_room(
+        &self,
+        event: &EventId,
+        settings: &RoomSettings,
+    ) -> Result<(), SaleError> {
+        let body = serde_json::to_vec(settings)
+            .map_err(|error| SaleError::Http(format!("encoding the room's settings: {error}")))?;
+        let path = format!("/v1/events/{event}/queue");
+        let answer = self
+            .send(Method::PUT, &path, &self.admin(), Some(body))
+            .await
+            .map_err(|failure| SaleError::Http(format!("gating the event: {failure}")))?;
+        if answer.status == StatusCode::OK {
+            return Ok(());
+        }
+        let document: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+        if document["code"] == "rooms_disabled" {
+            return Err(SaleError::Http(
+                "--queue: the server has no waiting rooms (rooms_disabled)".to_owned(),
+            ));
+        }
+        Err(SaleError::Http(format!(
+            "gating the event: {} {}",
+            answer.status,
+            String::from_utf8_lossy(&answer.body)
+        )))
+    }
+
+    /// Joins `event`'s room (`POST /v1/events/{id}/queue`) as `visitor`.
+    pub(crate) async fn join(
+        &self,
+        event: &EventId,
+        visitor: &HolderId,
+    ) -> Result<(QueueTicketId, Place), Failure> {
+        let body = JoinBody {
+            user_id: Some(visitor.to_string()),
+        };
+        let path = format!("/v1/events/{event}/queue");
+        let answer = self
+            .send(Method::POST, &path, &[], Some(encode(&body)?))
+            .await?;
+        if answer.status != StatusCode::OK {
+            return Err(failure(&answer));
+        }
+        let view: QueueView = decode(&answer)?;
+        let ticket = QueueTicketId::new(&view.ticket_id).map_err(other)?;
+        Ok((ticket, place(view)?))
+    }
+
+    /// Where a queue ticket stands (`GET /v1/queue/{ticket}`).
+    pub(crate) async fn queue_status(&self, ticket: &QueueTicketId) -> Result<Place, Failure> {
+        let path = format!("/v1/queue/{ticket}");
+        let answer = self.send(Method::GET, &path, &[], None).await?;
+        if answer.status != StatusCode::OK {
+            return Err(failure(&answer));
+        }
+        place(decode(&answer)?)
+    }
+
+    /// Leaves the queue, or gives the pass back (`DELETE /v1/queue/{ticket}`).
+    pub(crate) async fn leave(&self, ticket: &QueueTicketId) -> Result<(), Failure> {
+        let path = format!("/v1/queue/{ticket}");
+        let answer = self.send(Method::DELETE, &path, &[], None).await?;
+        match answer.status {
+            StatusCode::NO_CONTENT | StatusCode::OK => Ok(()),
+            _ => Err(failure(&answer)),
+        }
+    }
+
+    /// Reserves, with the buyer's `Admission-Pass` when it has one.
+    pub(crate) async fn reserve(
+        &self,
+        request: &ReserveRequest,
+        pass: Option<&Pass>,
+    ) -> Result<Hold, Failure> {
         let body = ReserveBody {
             client_reservation_id: request
                 .client_reservation_id
@@ -206,8 +284,12 @@ impl HttpTarget {
             ttl_seconds: request.ttl_seconds,
         };
         let path = format!("/v1/events/{}/reservations", request.event);
+        let headers: Vec<(&str, &str)> = pass
+            .map(|pass| (ADMISSION_PASS, pass.as_str()))
+            .into_iter()
+            .collect();
         let answer = self
-            .send(Method::POST, &path, &[], Some(encode(&body)?))
+            .send(Method::POST, &path, &headers, Some(encode(&body)?))
             .await?;
         if !matches!(answer.status, StatusCode::CREATED | StatusCode::OK) {
             return Err(failure(&answer));
@@ -429,6 +511,22 @@ fn find_blank_line(bytes: &[u8]) -> Option<usize> {
     bytes.windows(2).position(|pair| pair == b"\n\n")
 }
 
+/// Where a queue ticket stands, by the server's view of it.
+fn place(view: QueueView) -> Result<Place, Failure> {
+    Ok(match view.status.as_str() {
+        "waiting" | "pre_queue" => Place::Waiting,
+        "sold_out" => Place::SoldOut,
+        "admitted" => {
+            let pass = view
+                .pass
+                .ok_or_else(|| other("an admitted ticket without its pass"))?;
+            Place::Admitted(Pass::from_text(pass))
+        }
+        "lapsed" | "left" => Place::Gone,
+        status => return Err(other(format!("a queue status of {status:?}"))),
+    })
+}
+
 fn other(error: impl std::fmt::Display) -> Failure {
     Failure::Other(format!("unexpected answer: {error}"))
 }
@@ -494,6 +592,9 @@ fn failure(answer: &Answer) -> Failure {
         },
         "reservation_expired" => Failure::Expired,
         "reservation_not_active" => Failure::NotActive,
+        "pass_required" => Failure::PassRefused(PassError::Missing.code()),
+        "invalid_pass" => Failure::PassRefused(PassError::Malformed.code()),
+        "pass_expired" => Failure::PassRefused("pass_expired"),
         "idempotency_in_flight" => Failure::Transient(code.to_owned()),
         _ if answer.status.is_server_error() => {
             Failure::Transient(format!("{} {code}", answer.status))

@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release --bin ticketing-flash-sale -- --store memory
 //! cargo run --release --bin ticketing-flash-sale -- --store postgres --coalesce
+//! cargo run --release --bin ticketing-flash-sale -- --store redis --queue --queue-rate 2000
 //! cargo run --release --bin ticketing-flash-sale -- --url http://127.0.0.1:8080 --admin-key KEY
 //! ```
 //!
@@ -26,6 +27,13 @@
 //! sold twice, no hold without a live reservation, every order matching the seat map,
 //! every buyer's account matching the store's, and the log replaying to the final state.
 //!
+//! **The queue** (`--queue`, [`QueueConfig`]): every buyer first joins the event's waiting
+//! room with its holder id, polls its ticket until admitted, then shops sending its pass
+//! on each reserve, and leaves the room when done; a buyer the room tells it is sold out
+//! is turned away. In process, the sale gates the event on the store's own backend, runs
+//! the room's admission steps and checks passes as an embedding application would; over
+//! HTTP it gates the event with the admin route and the server does the rest.
+//!
 //! Not a stable API: it is here so that tests run the very code the binary runs.
 
 mod audit;
@@ -34,6 +42,7 @@ mod cli;
 mod config;
 mod http;
 mod layout;
+mod queue;
 mod report;
 mod stats;
 mod target;
@@ -47,12 +56,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub use audit::{Audit, StatusCounts};
 pub use cli::{FlashSaleArgs, StoreChoice, main_with};
 pub use config::{
-    BUYERS_MAX, CONCURRENCY_MAX, EventShape, Mix, RETRIES_MAX, SESSIONS_MAX, SaleConfig, THINK_MAX,
+    BUYERS_MAX, CONCURRENCY_MAX, EventShape, Mix, QUEUE_POLL_MAX, QUEUE_POLL_MIN, QueueConfig,
+    RETRIES_MAX, SESSIONS_MAX, SaleConfig, THINK_MAX,
 };
 pub use http::{HttpTarget, loopback_base};
 pub use layout::sale_event;
-pub use report::{Counts, EventFigures, Latencies, Rates, SoldFigures, Summary};
-pub use stats::{LatencyFigures, Sample};
+pub use report::{Counts, EventFigures, Latencies, QueueFigures, Rates, SoldFigures, Summary};
+pub use stats::{LatencyFigures, Sample, WaitFigures};
 pub use target::{StoreTarget, Target};
 
 use buyer::{Sale, session};
@@ -82,7 +92,8 @@ pub enum SaleError {
 
 /// Runs a sale on `target` until every buyer came, the sale sold out and the rest were
 /// turned away, [`SaleConfig::duration`] passed, or `interrupt` completed (Ctrl-C); then
-/// audits it. Creates the event `config.event_id` first.
+/// audits it. Creates the event `config.event_id` first, and with [`SaleConfig::queue`]
+/// gates it with a waiting room.
 pub async fn run(
     target: Target,
     config: SaleConfig,
@@ -91,12 +102,18 @@ pub async fn run(
     config.check()?;
     let spec = sale_event(&config.event_id, &config.shape, config.hold_ttl_seconds)?;
     let event = target.create_event(spec).await?;
+    if let Some(queue) = &config.queue {
+        target
+            .configure_room(&event.id, &queue.settings(config.seed))
+            .await?;
+    }
     let layout = Layout::new(&event);
     let sessions = usize::try_from(config.buyers)
         .unwrap_or(usize::MAX)
         .min(config.sessions);
     let sale = Arc::new(Sale::new(target, config, event.id.clone(), layout)?);
     let sweeper = sale.target.spawn_sweeper();
+    let room_sweeper = sale.target.spawn_room_sweeper();
     let progress = progress_bar(&sale);
     let sampler = tokio::spawn(sample(Arc::clone(&sale), progress.clone()));
     let closer = tokio::spawn(close_after(Arc::clone(&sale), interrupt));
@@ -114,6 +131,9 @@ pub async fn run(
     let elapsed = sale.stats.started.elapsed();
     sale.finish();
     if let Some(sweeper) = sweeper {
+        sweeper.stop().await;
+    }
+    if let Some(sweeper) = room_sweeper {
         sweeper.stop().await;
     }
     closer.abort();
@@ -171,8 +191,17 @@ async fn sample(sale: Arc<Sale>, progress: ProgressBar) {
         .max(1);
         if u128::from(redraw) >= every {
             redraw = 0;
+            let queue = if sale.config.queue.is_some() {
+                format!(
+                    "  queue: waiting {} admitted {}",
+                    grouped(sale.stats.queue_waiting()),
+                    grouped(read(&c.queue_admitted)),
+                )
+            } else {
+                String::new()
+            };
             progress.set_message(format!(
-                "sold {}/{}  {:.0} reserves/s  {:.0} commits/s  p99 {:.1} ms  conflicts {}",
+                "sold {}/{}  {:.0} reserves/s  {:.0} commits/s  p99 {:.1} ms  conflicts {}{queue}",
                 grouped(point.sold),
                 grouped(sale.layout.capacity()),
                 point.reserve_calls_per_second,

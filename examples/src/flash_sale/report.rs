@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::SaleError;
 use super::audit::Audit;
 use super::buyer::Sale;
-use super::stats::{LatencyFigures, Op, Sample, read};
+use super::stats::{LatencyFigures, Op, Sample, WaitFigures, read};
 
 /// One line of a chart: its label, colour, and what it plots of a sample.
 type Series<'a> = (&'a str, RGBColor, fn(&Sample) -> f64);
@@ -33,7 +33,9 @@ pub struct EventFigures {
 pub struct Counts {
     /// Buyers that came (and made at least one reserve call).
     pub arrived: u64,
-    /// Buyers that came after the sale sold out and left at once.
+    /// Buyers that came after the sale sold out and left at once (with `--queue`: after
+    /// less than the room's seats per buyer was left unsold, as the room admits nobody
+    /// then).
     pub turned_away: u64,
     /// Buyers that never came: the sale closed first (`--duration`).
     pub never_came: u64,
@@ -95,6 +97,68 @@ pub struct Latencies {
     pub commit: LatencyFigures,
     /// Cancel.
     pub cancel: LatencyFigures,
+    /// Waiting room calls: join, status poll, leave (none without `--queue`).
+    pub queue: LatencyFigures,
+}
+
+/// The waiting room (`--queue`): its settings, what became of the buyers who queued, how
+/// long they waited and how often they asked.
+///
+/// Every buyer who reserved was admitted first: `counts.arrived` (buyers who made a reserve
+/// call) equals `admitted`, and `passes_refused` is 0.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct QueueFigures {
+    /// Visitors admitted per second.
+    pub admit_per_second: u32,
+    /// Most buyers shopping at once; `None`: no cap.
+    pub active_max: Option<u32>,
+    /// Seats per buyer the room assumes.
+    pub seats_per_buyer: u32,
+    /// Pass lifetime, in seconds.
+    pub pass_ttl_seconds: u32,
+    /// The pause between a buyer's status polls, in milliseconds (before jitter).
+    pub poll_interval_ms: u64,
+    /// Buyers who joined the queue.
+    pub joined: u64,
+    /// Buyers admitted (each then shopped).
+    pub admitted: u64,
+    /// Buyers turned away while queued because the event sold out: the room said so, or
+    /// less than the room's seats per buyer was left unsold.
+    pub sold_out_while_queued: u64,
+    /// Buyers who gave up because the room admitted nobody for a while with nobody
+    /// shopping (too little free for one buyer, or nothing running admission steps).
+    pub starved: u64,
+    /// Buyers still queued when the sale closed.
+    pub closed_while_queued: u64,
+    /// Buyers whose status polls kept failing (or whose ticket lapsed while queued).
+    pub poll_failures: u64,
+    /// Buyers who could not join (they count in none of the above).
+    pub join_failures: u64,
+    /// Tickets given back (admitted buyers done, turned-away buyers leaving).
+    pub left: u64,
+    /// Leave calls that failed for good (the pass lapses on its own).
+    pub leave_failures: u64,
+    /// Reserves refused for a missing, forged or lapsed pass: must be 0.
+    pub passes_refused: u64,
+    /// Status polls made.
+    pub status_polls: u64,
+    /// Status polls per second over the sale.
+    pub status_polls_per_second: f64,
+    /// How long admitted buyers waited.
+    pub wait: WaitFigures,
+}
+
+impl QueueFigures {
+    /// Whether every buyer who joined is accounted for: `joined = admitted +
+    /// sold_out_while_queued + starved + closed_while_queued + poll_failures`.
+    pub fn add_up(&self) -> bool {
+        self.admitted
+            + self.sold_out_while_queued
+            + self.starved
+            + self.closed_while_queued
+            + self.poll_failures
+            == self.joined
+    }
 }
 
 /// What was sold, by the buyers' count.
@@ -137,6 +201,8 @@ pub struct Summary {
     pub latency: Latencies,
     /// What was sold.
     pub sold: SoldFigures,
+    /// The waiting room, with `--queue`.
+    pub queue: Option<QueueFigures>,
     /// The audit.
     pub audit: Audit,
     /// Rates and latencies over time.
@@ -196,7 +262,9 @@ pub(crate) fn summarize(sale: &Sale, elapsed: Duration, audit: Audit) -> Summary
             reserve: sale.stats.figures(Op::Reserve),
             commit: sale.stats.figures(Op::Commit),
             cancel: sale.stats.figures(Op::Cancel),
+            queue: sale.stats.figures(Op::Queue),
         },
+        queue: queue_figures(sale, seconds),
         sold: SoldFigures {
             seats: sold_seats,
             ga: sold_ga,
@@ -206,6 +274,32 @@ pub(crate) fn summarize(sale: &Sale, elapsed: Duration, audit: Audit) -> Summary
         audit,
         timeline: sale.stats.timeline(),
     }
+}
+
+fn queue_figures(sale: &Sale, seconds: f64) -> Option<QueueFigures> {
+    let queue = sale.config.queue?;
+    let c = &sale.stats.counters;
+    let status_polls = read(&c.status_polls);
+    Some(QueueFigures {
+        admit_per_second: queue.admit_per_second,
+        active_max: queue.active_max,
+        seats_per_buyer: queue.seats_per_buyer,
+        pass_ttl_seconds: queue.pass_ttl_seconds,
+        poll_interval_ms: u64::try_from(queue.poll_interval.as_millis()).unwrap_or(u64::MAX),
+        joined: read(&c.queue_joined),
+        admitted: read(&c.queue_admitted),
+        sold_out_while_queued: read(&c.queue_sold_out),
+        starved: read(&c.queue_starved),
+        closed_while_queued: read(&c.queue_closed),
+        poll_failures: read(&c.queue_poll_failed),
+        join_failures: read(&c.queue_join_failed),
+        left: read(&c.queue_left),
+        leave_failures: read(&c.queue_leave_failed),
+        passes_refused: read(&c.pass_refused),
+        status_polls,
+        status_polls_per_second: status_polls as f64 / seconds,
+        wait: sale.stats.waits(),
+    })
 }
 
 /// `12,345`.
@@ -223,6 +317,15 @@ pub(crate) fn grouped(n: u64) -> String {
 
 fn millis(micros: u64) -> String {
     format!("{:.2} ms", micros as f64 / 1_000.0)
+}
+
+/// A wait: `850 ms`, `2.35 s`.
+fn wait(ms: u64) -> String {
+    if ms < 1_000 {
+        format!("{ms} ms")
+    } else {
+        format!("{:.2} s", ms as f64 / 1_000.0)
+    }
 }
 
 impl Summary {
@@ -256,11 +359,15 @@ impl Summary {
             "  {:<9} {:>11} {:>10} {:>10} {:>10} {:>10} {:>10}",
             "operation", "calls", "per s", "p50", "p90", "p99", "max"
         );
+        let queue_row = self.queue.map(|_| ("queue", &self.latency.queue));
         for (name, figures) in [
             ("reserve", &self.latency.reserve),
             ("commit", &self.latency.commit),
             ("cancel", &self.latency.cancel),
-        ] {
+        ]
+        .into_iter()
+        .chain(queue_row)
+        {
             let _ = writeln!(
                 out,
                 "  {name:<9} {:>11} {:>10} {:>10} {:>10} {:>10} {:>10}",
@@ -301,6 +408,9 @@ impl Summary {
             grouped(c.transient),
             grouped(c.errors),
         );
+        if let Some(queue) = &self.queue {
+            queue_table(queue, &mut out);
+        }
         let s = &self.sold;
         let _ = writeln!(
             out,
@@ -316,6 +426,16 @@ impl Summary {
     }
 
     fn audit_table(&self, out: &mut String) {
+        if let Some(queue) = &self.queue
+            && queue.admitted != self.counts.arrived
+        {
+            let _ = writeln!(
+                out,
+                "  ! {} buyers reserved but {} were admitted",
+                grouped(self.counts.arrived),
+                grouped(queue.admitted)
+            );
+        }
         let a = &self.audit;
         let verdict = if a.passed { "PASSED" } else { "FAILED" };
         let _ = writeln!(out, "AUDIT  {verdict}");
@@ -458,6 +578,56 @@ impl Summary {
             .border_style(BLACK)
             .draw()?;
         Ok(())
+    }
+}
+
+/// The queue's lines of the table.
+fn queue_table(q: &QueueFigures, out: &mut String) {
+    let cap = q.active_max.map_or_else(
+        || "no cap".to_owned(),
+        |cap| format!("at most {} shopping", grouped(u64::from(cap))),
+    );
+    let _ = writeln!(
+        out,
+        "  queue: {}/s admitted, {cap}, {} seats per buyer, {} s passes, polls every {} ms",
+        grouped(u64::from(q.admit_per_second)),
+        q.seats_per_buyer,
+        q.pass_ttl_seconds,
+        q.poll_interval_ms,
+    );
+    let _ = writeln!(
+        out,
+        "  joined {}   admitted {}   turned away sold out while queued {}   gave up (nobody admitted) {}   queued at close {}   poll failures {}   join failures {}   passes refused {}{}",
+        grouped(q.joined),
+        grouped(q.admitted),
+        grouped(q.sold_out_while_queued),
+        grouped(q.starved),
+        grouped(q.closed_while_queued),
+        grouped(q.poll_failures),
+        grouped(q.join_failures),
+        grouped(q.passes_refused),
+        if q.add_up() {
+            ""
+        } else {
+            "  (DOES NOT ADD UP)"
+        },
+    );
+    let _ = writeln!(
+        out,
+        "  queue wait p50 {}   p99 {}   max {}   status polls {} ({:.0}/s)   left {} (failed {})",
+        wait(q.wait.p50_ms),
+        wait(q.wait.p99_ms),
+        wait(q.wait.max_ms),
+        grouped(q.status_polls),
+        q.status_polls_per_second,
+        grouped(q.left),
+        grouped(q.leave_failures),
+    );
+    if q.joined > 0 && q.admitted == 0 && q.starved > 0 {
+        let _ = writeln!(
+            out,
+            "  ! the room admitted nobody: is something running its admission steps (a server's room sweeper)?"
+        );
     }
 }
 

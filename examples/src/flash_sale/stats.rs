@@ -12,6 +12,8 @@ use super::SaleError;
 
 /// The highest latency recorded, in microseconds (longer ones count as this).
 const LATENCY_MICROS_MAX: u64 = 120_000_000;
+/// The longest wait in a queue recorded, in milliseconds (longer ones count as this).
+const WAIT_MILLIS_MAX: u64 = 24 * 60 * 60 * 1_000;
 
 /// Counters of the sale, shared by every buyer.
 #[derive(Debug, Default)]
@@ -39,6 +41,19 @@ pub(crate) struct Counters {
     pub(crate) errors: AtomicU64,
     pub(crate) sold_seats: AtomicU64,
     pub(crate) sold_ga: AtomicU64,
+    /// Queue calls answered (join, status, leave; retried transient failures too).
+    pub(crate) queue_calls: AtomicU64,
+    pub(crate) queue_joined: AtomicU64,
+    pub(crate) queue_admitted: AtomicU64,
+    pub(crate) queue_sold_out: AtomicU64,
+    pub(crate) queue_starved: AtomicU64,
+    pub(crate) queue_closed: AtomicU64,
+    pub(crate) queue_join_failed: AtomicU64,
+    pub(crate) queue_poll_failed: AtomicU64,
+    pub(crate) queue_left: AtomicU64,
+    pub(crate) queue_leave_failed: AtomicU64,
+    pub(crate) status_polls: AtomicU64,
+    pub(crate) pass_refused: AtomicU64,
 }
 
 /// Adds one.
@@ -57,6 +72,8 @@ pub(crate) enum Op {
     Reserve,
     Commit,
     Cancel,
+    /// Waiting room calls: join, status, leave.
+    Queue,
 }
 
 /// Latencies of one operation: the whole run, and the current timeline interval.
@@ -109,6 +126,37 @@ impl LatencyFigures {
     }
 }
 
+/// How long admitted buyers waited in the queue, from joining to reading their pass, in
+/// milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct WaitFigures {
+    /// Buyers admitted.
+    pub count: u64,
+    /// Median.
+    pub p50_ms: u64,
+    /// 90th percentile.
+    pub p90_ms: u64,
+    /// 99th percentile.
+    pub p99_ms: u64,
+    /// Longest.
+    pub max_ms: u64,
+}
+
+impl WaitFigures {
+    fn of(histogram: &Histogram<u64>) -> Self {
+        if histogram.is_empty() {
+            return Self::default();
+        }
+        Self {
+            count: histogram.len(),
+            p50_ms: histogram.value_at_quantile(0.50),
+            p90_ms: histogram.value_at_quantile(0.90),
+            p99_ms: histogram.value_at_quantile(0.99),
+            max_ms: histogram.max(),
+        }
+    }
+}
+
 /// One point of the timeline: rates and latencies over the interval that ended at `t`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Sample {
@@ -143,6 +191,13 @@ pub(crate) struct Stats {
     reserve: Mutex<Latency>,
     commit: Mutex<Latency>,
     cancel: Mutex<Latency>,
+    queue: Mutex<Latency>,
+    /// Queue waits of admitted buyers, in milliseconds.
+    waits: Mutex<Histogram<u64>>,
+    /// Buyers admitted and not yet gone (they leave the room when done).
+    shopping: AtomicU64,
+    /// When a buyer last read its admission, in milliseconds since `started`.
+    last_admission_ms: AtomicU64,
     timeline: Mutex<Timeline>,
 }
 
@@ -165,6 +220,12 @@ impl Stats {
             reserve: Mutex::new(Latency::new()?),
             commit: Mutex::new(Latency::new()?),
             cancel: Mutex::new(Latency::new()?),
+            queue: Mutex::new(Latency::new()?),
+            waits: Mutex::new(Histogram::new_with_bounds(1, WAIT_MILLIS_MAX, 3).map_err(
+                |error| SaleError::Invalid(format!("the queue wait histogram: {error}")),
+            )?),
+            shopping: AtomicU64::new(0),
+            last_admission_ms: AtomicU64::new(0),
             timeline: Mutex::new(Timeline::default()),
         })
     }
@@ -174,7 +235,53 @@ impl Stats {
             Op::Reserve => &self.reserve,
             Op::Commit => &self.commit,
             Op::Cancel => &self.cancel,
+            Op::Queue => &self.queue,
         }
+    }
+
+    fn since_start_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Counts an admission after `waited` in the queue; the buyer shops until
+    /// [`Stats::gone`].
+    pub(crate) fn admitted(&self, waited: Duration) {
+        bump(&self.counters.queue_admitted);
+        self.shopping.fetch_add(1, Ordering::Relaxed);
+        self.last_admission_ms
+            .fetch_max(self.since_start_ms(), Ordering::Relaxed);
+        let millis = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.waits.lock().saturating_record(millis);
+    }
+
+    /// An admitted buyer is done shopping.
+    pub(crate) fn gone(&self) {
+        let before = self.shopping.fetch_sub(1, Ordering::Relaxed);
+        assert!(before > 0, "a buyer left that was never admitted");
+    }
+
+    /// Whether the room has admitted nobody for `grace` (since the sale opened, or since
+    /// the last admission) while nobody shops: it will not admit anyone (too little free
+    /// to serve one buyer, or no admission steps), unless inventory comes back.
+    pub(crate) fn room_starved(&self, grace: Duration) -> bool {
+        let last = Duration::from_millis(self.last_admission_ms.load(Ordering::Relaxed));
+        self.shopping.load(Ordering::Relaxed) == 0 && self.started.elapsed() > last + grace
+    }
+
+    /// Buyers in the queue now.
+    pub(crate) fn queue_waiting(&self) -> u64 {
+        let c = &self.counters;
+        read(&c.queue_joined).saturating_sub(
+            read(&c.queue_admitted)
+                + read(&c.queue_sold_out)
+                + read(&c.queue_starved)
+                + read(&c.queue_closed)
+                + read(&c.queue_poll_failed),
+        )
+    }
+
+    pub(crate) fn waits(&self) -> WaitFigures {
+        WaitFigures::of(&self.waits.lock())
     }
 
     pub(crate) fn record(&self, op: Op, took: Duration) {
@@ -197,6 +304,11 @@ impl Stats {
 
     pub(crate) fn sold_units(&self) -> u64 {
         read(&self.counters.sold_seats) + read(&self.counters.sold_ga)
+    }
+
+    /// Places not sold yet (held ones included).
+    pub(crate) fn unsold(&self) -> u64 {
+        self.capacity.saturating_sub(self.sold_units())
     }
 
     pub(crate) fn is_sold_out(&self) -> bool {
@@ -233,6 +345,7 @@ impl Stats {
         let reserve_p99_ms = interval_ms(Op::Reserve, 0.99);
         let commit_p99_ms = interval_ms(Op::Commit, 0.99);
         interval_ms(Op::Cancel, 0.99);
+        interval_ms(Op::Queue, 0.99);
         let mut timeline = self.timeline.lock();
         let span = (t - timeline.last_t).max(1e-6);
         let rate = |i: usize| now[i].saturating_sub(timeline.last[i]) as f64 / span;

@@ -1,15 +1,17 @@
 //! What the load generator drives: a store in this process, or a server over HTTP.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use ticketing_core::{
-    Availability, Change, CommitRequest, Error, Event, EventId, EventSpec, IdempotencyKey,
-    InventoryStore, Order, OrderId, PaymentId, Reservation, ReservationId, ReservationToken,
-    ReserveRequest, SeatId,
+use ticketing_core::sweeper::{
+    RoomSweeperStats, Sweeper, SweeperConfig, spawn_room_sweeper, spawn_sweeper,
 };
-
-use ticketing_core::sweeper::{Sweeper, SweeperConfig, spawn_sweeper};
+use ticketing_core::{
+    Availability, Change, Clock, CommitRequest, Error, Event, EventId, EventSpec, HolderId,
+    IdempotencyKey, InventoryStore, Order, OrderId, Pass, PassError, PassKey, PaymentId,
+    QueueState, QueueStatus, QueueTicketId, Reservation, ReservationId, ReservationToken,
+    ReserveRequest, RoomSettings, SeatId, SystemClock, WaitingRoom,
+};
 
 use super::SaleError;
 use super::http::HttpTarget;
@@ -18,6 +20,8 @@ use super::http::HttpTarget;
 const CHANGES_PAGE: usize = 1_000;
 /// Reservations one sweep step expires at most.
 const SWEEP_STEP: usize = 1_000;
+/// The pause between the admission steps of an in-process room (a server runs its own).
+const ROOM_STEP_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Why an operation did not succeed, as far as a buyer cares.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +34,9 @@ pub(crate) enum Failure {
     Expired,
     /// The reservation is committed or cancelled already.
     NotActive,
+    /// The event is gated and the admission pass was missing, forged or lapsed (the
+    /// code: `pass_required`, `invalid_pass`, `pass_expired`).
+    PassRefused(&'static str),
     /// Too many requests: wait this long.
     RateLimited(Duration),
     /// The store or the connection failed; the call may have taken effect. Retry the same
@@ -62,6 +69,7 @@ impl std::fmt::Display for Failure {
             Failure::SoldOut { remaining, .. } => write!(f, "sold_out ({remaining} remaining)"),
             Failure::Expired => f.write_str("reservation_expired"),
             Failure::NotActive => f.write_str("reservation_not_active"),
+            Failure::PassRefused(code) => f.write_str(code),
             Failure::RateLimited(wait) => write!(f, "rate_limited (retry after {wait:?})"),
             Failure::Transient(what) | Failure::Other(what) => f.write_str(what),
         }
@@ -86,6 +94,24 @@ impl Hold {
             seats: reservation.seats,
         }
     }
+}
+
+/// Where a queued buyer stands, as far as it cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// In the queue (or the pre-queue).
+    Waiting,
+    /// The room has nothing left to sell.
+    SoldOut,
+    /// Admitted: the pass to send on reserve.
+    Admitted(Pass),
+    /// The pass lapsed, or the visitor left.
+    Gone,
+}
+
+/// A pass refused for `error`, as a failure.
+fn refused(error: PassError) -> Failure {
+    Failure::PassRefused(error.code())
 }
 
 /// What a commit sold.
@@ -113,11 +139,18 @@ impl Sold {
     }
 }
 
-/// A store in this process (any backend, optionally behind `Coalescing`).
+/// A store in this process (any backend, optionally behind `Coalescing`), and the waiting
+/// rooms on the same backend when `--queue` needs them.
 #[derive(Clone)]
 pub struct StoreTarget {
     store: Arc<dyn InventoryStore>,
     label: String,
+    rooms: Option<Arc<dyn WaitingRoom>>,
+    /// Signs the passes of admitted buyers and checks them on reserve, as an embedding
+    /// application (or the HTTP adapter) does.
+    pass_key: Arc<PassKey>,
+    /// The event gated by a room, once [`Target::configure_room`] gated it.
+    gated: Arc<OnceLock<EventId>>,
 }
 
 impl std::fmt::Debug for StoreTarget {
@@ -129,6 +162,38 @@ impl std::fmt::Debug for StoreTarget {
 }
 
 impl StoreTarget {
+    fn rooms(&self) -> Result<&Arc<dyn WaitingRoom>, Failure> {
+        self.rooms
+            .as_ref()
+            .ok_or_else(|| Failure::Other("this store target has no waiting room".to_owned()))
+    }
+
+    /// Where `state` stands; an admitted visitor gets its pass, signed here.
+    fn place(&self, state: &QueueState) -> Place {
+        match state.status {
+            QueueStatus::PreQueue { .. } | QueueStatus::Waiting { .. } => Place::Waiting,
+            QueueStatus::SoldOut => Place::SoldOut,
+            QueueStatus::Admitted { pass_expires_at } => Place::Admitted(self.pass_key.sign(
+                &state.ticket.event,
+                &state.ticket.visitor,
+                pass_expires_at,
+            )),
+            QueueStatus::Lapsed | QueueStatus::Left => Place::Gone,
+        }
+    }
+
+    /// On the gated event, `pass` must admit the request's holder now.
+    fn check_pass(&self, request: &ReserveRequest, pass: Option<&Pass>) -> Result<(), Failure> {
+        if self.gated.get() != Some(&request.event) {
+            return Ok(());
+        }
+        let pass = pass.ok_or(refused(PassError::Missing))?;
+        self.pass_key
+            .verify(pass, &request.event, &request.holder, SystemClock.now())
+            .map(|_| ())
+            .map_err(refused)
+    }
+
     async fn changes_through(&self, event: &EventId, seq: u64) -> Result<Vec<Change>, Failure> {
         let mut changes: Vec<Change> = Vec::new();
         while (changes.len() as u64) < seq {
@@ -159,7 +224,105 @@ impl Target {
         Target::Store(StoreTarget {
             store,
             label: label.into(),
+            rooms: None,
+            pass_key: Arc::new(PassKey::random()),
+            gated: Arc::new(OnceLock::new()),
         })
+    }
+
+    /// For a store in this process, the waiting rooms `--queue` sends the buyers through:
+    /// on the same backend (`MemoryWaitingRoom`, `PgStore::waiting_room`,
+    /// `RedisWaitingRoom`). The sale gates its event, runs the rooms' admission steps
+    /// (`ticketing_core::sweeper::spawn_room_sweeper`), signs the passes of admitted buyers
+    /// and checks them on reserve. A server over HTTP has rooms of its own: there this
+    /// changes nothing.
+    pub fn with_rooms(self, rooms: Arc<dyn WaitingRoom>) -> Self {
+        match self {
+            Target::Store(target) => Target::Store(StoreTarget {
+                rooms: Some(rooms),
+                ..target
+            }),
+            Target::Http(target) => Target::Http(target),
+        }
+    }
+
+    /// Gates `event` with a room of `settings`: in this process, or on the server (its
+    /// admin route).
+    pub(crate) async fn configure_room(
+        &self,
+        event: &EventId,
+        settings: &RoomSettings,
+    ) -> Result<(), SaleError> {
+        match self {
+            Target::Store(target) => {
+                let rooms = target.rooms.as_ref().ok_or_else(|| {
+                    SaleError::Invalid(
+                        "--queue: this in-process store has no waiting room (Target::with_rooms)"
+                            .to_owned(),
+                    )
+                })?;
+                rooms.configure(event, *settings).await?;
+                if target.gated.set(event.clone()).is_err() {
+                    return Err(SaleError::Invalid(
+                        "a target gates one sale's event: open a new one per sale".to_owned(),
+                    ));
+                }
+                Ok(())
+            }
+            Target::Http(target) => target.configure_room(event, settings).await,
+        }
+    }
+
+    /// For a store in this process whose event is gated, the rooms' admission steps; a
+    /// server runs its own.
+    pub(crate) fn spawn_room_sweeper(&self) -> Option<Sweeper<RoomSweeperStats>> {
+        let Target::Store(target) = self else {
+            return None;
+        };
+        let rooms = target.rooms.as_ref()?;
+        target.gated.get()?;
+        Some(spawn_room_sweeper(
+            Arc::clone(rooms),
+            Arc::clone(&target.store),
+            ROOM_STEP_INTERVAL,
+            |_, _| {},
+        ))
+    }
+
+    /// Joins `event`'s room as `visitor`: the ticket, and where it stands.
+    pub(crate) async fn join(
+        &self,
+        event: &EventId,
+        visitor: &HolderId,
+    ) -> Result<(QueueTicketId, Place), Failure> {
+        match self {
+            Target::Store(target) => {
+                let rooms = target.rooms()?;
+                let ticket = rooms.join(event, visitor).await?;
+                let state = rooms.status(&ticket.id).await?;
+                Ok((ticket.id, target.place(&state)))
+            }
+            Target::Http(target) => target.join(event, visitor).await,
+        }
+    }
+
+    /// Where a queue ticket stands.
+    pub(crate) async fn queue_status(&self, ticket: &QueueTicketId) -> Result<Place, Failure> {
+        match self {
+            Target::Store(target) => {
+                let state = target.rooms()?.status(ticket).await?;
+                Ok(target.place(&state))
+            }
+            Target::Http(target) => target.queue_status(ticket).await,
+        }
+    }
+
+    /// Leaves the queue, or gives the pass back.
+    pub(crate) async fn leave(&self, ticket: &QueueTicketId) -> Result<(), Failure> {
+        match self {
+            Target::Store(target) => Ok(target.rooms()?.leave(ticket).await?),
+            Target::Http(target) => target.leave(ticket).await,
+        }
     }
 
     /// For a store in this process, its expiry sweeper (as an embedding application runs
@@ -189,15 +352,23 @@ impl Target {
         }
     }
 
-    pub(crate) async fn reserve(&self, request: &ReserveRequest) -> Result<Hold, Failure> {
+    /// Reserves; `pass` is the buyer's admission pass when the event is gated.
+    pub(crate) async fn reserve(
+        &self,
+        request: &ReserveRequest,
+        pass: Option<&Pass>,
+    ) -> Result<Hold, Failure> {
         match self {
-            Target::Store(target) => target
-                .store
-                .reserve(request.clone())
-                .await
-                .map(Hold::from_reservation)
-                .map_err(Failure::from),
-            Target::Http(target) => target.reserve(request).await,
+            Target::Store(target) => {
+                target.check_pass(request, pass)?;
+                target
+                    .store
+                    .reserve(request.clone())
+                    .await
+                    .map(Hold::from_reservation)
+                    .map_err(Failure::from)
+            }
+            Target::Http(target) => target.reserve(request, pass).await,
         }
     }
 
