@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -119,6 +120,10 @@ pub struct HttpConfig {
     /// Waiting rooms: queue routes, and the admission pass reserve needs on gated events;
     /// `None`: the queue routes answer 404 `rooms_disabled` and no event is gated.
     pub waiting_room: Option<crate::queue::WaitingRoomConfig>,
+    /// The store's waitlists (the same store the router serves, as a
+    /// [`WaitlistStore`](ticketing_core::WaitlistStore)); `None`: the waitlist routes
+    /// answer 404 `waitlist_disabled`.
+    pub waitlist: Option<Arc<dyn ticketing_core::WaitlistStore>>,
 }
 
 impl Default for HttpConfig {
@@ -140,6 +145,7 @@ impl Default for HttpConfig {
             sse_streams_max: 10_000,
             metrics: Metrics::new(),
             waiting_room: None,
+            waitlist: None,
         }
     }
 }
@@ -160,6 +166,23 @@ impl fmt::Debug for HttpConfig {
 }
 
 impl HttpConfig {
+    /// Serves the waitlist routes from `store`, which must be the store the router is
+    /// built on (offers are reservations of that store):
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ticketing_core::MemoryStore;
+    /// use ticketing_http::{HttpConfig, router};
+    ///
+    /// let store = Arc::new(MemoryStore::new());
+    /// let app = router(store.clone(), HttpConfig::default().waitlist(store));
+    /// # drop(app);
+    /// ```
+    pub fn waitlist(mut self, store: Arc<dyn ticketing_core::WaitlistStore>) -> Self {
+        self.waitlist = Some(store);
+        self
+    }
+
     /// Serves waiting rooms (see [`crate::WaitingRoomConfig::new`]).
     pub fn waiting_room(mut self, rooms: crate::queue::WaitingRoomConfig) -> Self {
         self.waiting_room = Some(rooms);

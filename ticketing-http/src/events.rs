@@ -44,6 +44,12 @@ fn policy(body: Option<&PolicyBody>) -> Result<Policy, Error> {
             ));
         }
     };
+    if let Some(waitlist) = body.waitlist {
+        policy.waitlist = waitlist;
+    }
+    if let Some(ttl) = body.waitlist_offer_ttl_seconds {
+        policy.waitlist_offer_ttl_seconds = ttl;
+    }
     policy.refund_to = match body.refund_to.as_deref() {
         None | Some("sale") => RefundTo::Sale,
         Some("blocked") => RefundTo::Blocked,

@@ -42,6 +42,8 @@
 //! | `POST /v1/events/{id}/queue` | join the waiting room (or get one's place back) | 200 |
 //! | `GET /v1/events/{id}/queue`, `PUT` (admin) | a room's settings and counts; gate an event | 200 |
 //! | `GET /v1/queue/{ticket}`, `DELETE` | position and wait, or the admission pass; leave | 200 / 204 |
+//! | `POST /v1/events/{id}/waitlist` | join the waitlist (the token once), or one's open entry | 201 / 200 |
+//! | `GET /v1/events/{id}/waitlist/{entry}`, `DELETE` | position, or the offer's reservation; leave | 200 / 204 |
 //! | `GET /healthz`, `/readyz`, `/metrics`, `/openapi.json` | operations | 200 |
 //!
 //! ## Status codes
@@ -71,6 +73,15 @@
 //! 403 (`pass_required`, `invalid_pass`, `pass_expired`) and changes nothing. Run
 //! [`spawn_room_sweeper`] to admit visitors.
 //!
+//! ## Waitlists
+//!
+//! With [`HttpConfig::waitlist`] (a store that serves waitlists) and an event whose policy
+//! turns the waitlist on, holders join with `POST /v1/events/{id}/waitlist` and get a
+//! token once. Inventory freed later is offered in the same atomic step as the release:
+//! a reservation in the holder's name whose `Reservation-Token` is that token, committed
+//! like any other. The entry's view names the reservation; the change stream carries an
+//! `offer_made` change.
+//!
 //! ## Idempotency
 //!
 //! Commit needs an `Idempotency-Key` header (or the seeds' `idempotency_key` field; both
@@ -96,6 +107,7 @@ mod state;
 mod sweeper;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+mod waitlist;
 pub mod wire;
 
 use std::sync::Arc;
@@ -127,6 +139,7 @@ pub use openapi::{ApiDoc, openapi};
 pub use problem::{ApiError, PROBLEM_JSON, status_of};
 pub use queue::{ADMISSION_PASS, JoinBody, QueueView, RoomView, WaitingRoomConfig};
 pub use sweeper::{Sweeper, spawn_room_sweeper, spawn_sweeper};
+pub use waitlist::{WaitlistJoinBody, WaitlistView};
 
 use handlers::Shared;
 use state::AppState;
@@ -199,6 +212,21 @@ fn table() -> Vec<(Method, &'static str, MethodRouter<Shared>)> {
         (Method::PUT, "/v1/events/{id}/queue", put(queue::configure)),
         (Method::GET, "/v1/queue/{ticket}", get(queue::status)),
         (Method::DELETE, "/v1/queue/{ticket}", delete(queue::leave)),
+        (
+            Method::POST,
+            "/v1/events/{id}/waitlist",
+            post(waitlist::join),
+        ),
+        (
+            Method::GET,
+            "/v1/events/{id}/waitlist/{entry}",
+            get(waitlist::entry),
+        ),
+        (
+            Method::DELETE,
+            "/v1/events/{id}/waitlist/{entry}",
+            delete(waitlist::leave),
+        ),
         (Method::GET, "/healthz", get(events::healthz)),
         (Method::GET, "/readyz", get(events::readyz)),
         (Method::GET, "/metrics", get(events::metrics)),

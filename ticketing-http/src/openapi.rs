@@ -56,6 +56,9 @@ impl Modify for Security {
         crate::queue::room,
         crate::queue::configure,
         crate::queue::status,
+        crate::waitlist::join,
+        crate::waitlist::entry,
+        crate::waitlist::leave,
         crate::queue::leave,
         crate::events::healthz,
         crate::events::readyz,
@@ -69,7 +72,8 @@ impl Modify for Security {
         wire::SaleWindowBody, wire::PolicyBody, wire::CreateEventBody, wire::EventView,
         wire::EventList, wire::SeatMapSeat, wire::PoolStatus, wire::SeatMap, wire::BlockBody,
         wire::PoolUpdateBody, wire::Health, wire::Problem, crate::queue::JoinBody,
-        crate::queue::QueueView, crate::queue::RoomView,
+        crate::queue::QueueView, crate::queue::RoomView, crate::waitlist::WaitlistJoinBody,
+        crate::waitlist::WaitlistView,
     ))
 )]
 pub struct ApiDoc;

@@ -118,6 +118,7 @@ pub(crate) struct AppState {
     pub(crate) sse_permits: Arc<Semaphore>,
     pub(crate) sse_poll_interval: Duration,
     pub(crate) rooms: Option<crate::queue::Rooms>,
+    pub(crate) waitlist: Option<Arc<dyn ticketing_core::WaitlistStore>>,
 }
 
 impl AppState {
@@ -141,6 +142,7 @@ impl AppState {
             sse_permits: Arc::new(Semaphore::new(config.sse_streams_max)),
             sse_poll_interval: config.sse_poll_interval.max(Duration::from_millis(10)),
             rooms: config.waiting_room.map(crate::queue::Rooms::new),
+            waitlist: config.waitlist,
         }
     }
 

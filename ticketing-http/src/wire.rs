@@ -376,6 +376,12 @@ pub struct PolicyBody {
     /// `sale` or `blocked`.
     #[serde(default)]
     pub refund_to: Option<String>,
+    /// Whether holders may join the event's waitlist (default off).
+    #[serde(default)]
+    pub waitlist: Option<bool>,
+    /// How long a waitlist offer holds its items (default 900 s).
+    #[serde(default)]
+    pub waitlist_offer_ttl_seconds: Option<u32>,
 }
 
 /// `POST /v1/events` (admin).

@@ -60,6 +60,20 @@ pub fn app_with_store_config(config: HttpConfig, store_config: MemoryStoreConfig
     }
 }
 
+/// A router over a fresh memory store that also serves the store's waitlists.
+pub fn app_with_waitlist(config: HttpConfig) -> App {
+    let clock = ManualClock::default();
+    let store = Arc::new(MemoryStore::with_config(
+        Arc::new(clock.clone()),
+        MemoryStoreConfig::default(),
+    ));
+    App {
+        router: router(store.clone(), config.waitlist(store.clone())),
+        clock,
+        store,
+    }
+}
+
 pub fn app() -> App {
     app_with(config())
 }
