@@ -10,7 +10,7 @@ use clap::{Parser, ValueEnum};
 use ticketing_core::sweeper::{RoomSweeperStats, SweeperConfig};
 use ticketing_core::{
     Error, EventId, EventSpec, InventoryStore, MemoryStore, MemoryWaitingRoom, PassKey, PoolId,
-    PoolSpec, Position, RoomSettings, Seat, SeatId, WaitingRoom,
+    PoolSpec, Position, RoomSettings, Seat, SeatId, WaitingRoom, WaitlistStore,
 };
 use ticketing_http::{HttpConfig, JwtConfig, RateLimit, Sweeper, WaitingRoomConfig};
 use ticketing_store_pg::{PgStore, PgStoreConfig};
@@ -128,6 +128,8 @@ pub struct Backend {
     pub store: Arc<dyn InventoryStore>,
     /// The events' waiting rooms.
     pub rooms: Arc<dyn WaitingRoom>,
+    /// The store again, where it serves waitlists (the in-memory store does).
+    pub waitlist: Option<Arc<dyn WaitlistStore>>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -139,10 +141,14 @@ impl std::fmt::Debug for Backend {
 /// Opens the chosen store and its waiting rooms.
 pub async fn open_backend(args: &ServerArgs) -> Result<Backend, Error> {
     match args.store {
-        StoreKind::Memory => Ok(Backend {
-            store: Arc::new(MemoryStore::new()),
-            rooms: Arc::new(MemoryWaitingRoom::new()),
-        }),
+        StoreKind::Memory => {
+            let store = Arc::new(MemoryStore::new());
+            Ok(Backend {
+                store: store.clone(),
+                rooms: Arc::new(MemoryWaitingRoom::new()),
+                waitlist: Some(store),
+            })
+        }
         StoreKind::Postgres => {
             let url = args.database_url.clone().ok_or_else(|| {
                 Error::invalid(
@@ -154,6 +160,7 @@ pub async fn open_backend(args: &ServerArgs) -> Result<Backend, Error> {
             Ok(Backend {
                 rooms: Arc::new(store.waiting_room()),
                 store: Arc::new(store),
+                waitlist: None,
             })
         }
         StoreKind::Redis => {
@@ -166,6 +173,7 @@ pub async fn open_backend(args: &ServerArgs) -> Result<Backend, Error> {
             Ok(Backend {
                 store: Arc::new(store),
                 rooms: Arc::new(rooms),
+                waitlist: None,
             })
         }
     }
@@ -232,7 +240,11 @@ fn random_key() -> String {
 /// router and starts the expiry sweeper. Call within a tokio runtime.
 pub async fn build(args: &ServerArgs) -> Result<Server, Error> {
     let pass_key = pass_key(args)?;
-    let Backend { store, rooms } = open_backend(args).await?;
+    let Backend {
+        store,
+        rooms,
+        waitlist,
+    } = open_backend(args).await?;
     if args.demo {
         match store.create_event(demo_event()?).await {
             Ok(_) | Err(Error::Conflict { .. }) => {}
@@ -263,6 +275,9 @@ pub async fn build(args: &ServerArgs) -> Result<Server, Error> {
     }
     if let Some(secret) = &args.jwt_secret {
         config = config.jwt(JwtConfig::hs256(secret.as_bytes()));
+    }
+    if let Some(waitlist) = waitlist {
+        config = config.waitlist(waitlist);
     }
     let sweeper = ticketing_http::spawn_sweeper(
         Arc::clone(&store),

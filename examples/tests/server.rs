@@ -113,6 +113,22 @@ async fn demo_server_reserves_and_commits_over_http() {
     .await;
     assert_eq!(status, 422);
 
+    // The in-memory store serves waitlists: the route answers, and the demo event's
+    // policy has none.
+    let (status, problem) = exchange(
+        address,
+        "POST",
+        &format!("/v1/events/{DEMO_EVENT}/waitlist"),
+        &[],
+        Some(&json!({"user_id": "zoe", "quantity": 2})),
+    )
+    .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (404, Some("not_found")),
+        "{problem}"
+    );
+
     stop.send(()).unwrap();
     serving.await.unwrap().unwrap();
     server.sweeper.stop().await;
