@@ -5,7 +5,9 @@ local event_id = ARGV[2]
 if not event_is(event_id) then
   return cjson.encode(fail('not_found', { entity = 'event', id = event_id }))
 end
-finalize_lapsed(now)
+if finalize_lapsed(now) > 0 and waitlist_ttl() then
+  serve(now)
+end
 local states = redis.call('HGETALL', ST)
 for i = 2, #states, 2 do
   states[i] = string.sub(states[i], 1, 1)

@@ -14,6 +14,10 @@ for i, seat in ipairs(seats) do
   end
   idx[i] = found
 end
+local wl = waitlist_ttl()
+if wl then
+  settle(now)
+end
 local changed = {}
 if blocking then
   finalize_lapsed(now)
@@ -44,6 +48,9 @@ else
   end
   if #changed > 0 then
     log(now, { type = 'seats_unblocked', seats = changed })
+    if wl then
+      serve(now)
+    end
   end
 end
 return cjson.encode({ ok = cjson.null })

@@ -8,6 +8,11 @@ end
 if r.t ~= digest then
   return cjson.encode(fail('invalid_token'))
 end
+local wl = waitlist_ttl()
+if wl then
+  settle(now)
+  r = load_rsv(id)
+end
 if r.st == 'x' then
   return cjson.encode({ ok = cjson.null })
 end
@@ -22,4 +27,7 @@ release(r)
 leave_active(r)
 save_rsv(r)
 log(now, { type = 'cancelled', reservation = r.id, seats = r.s, ga = r.g })
+if wl then
+  serve(now)
+end
 return cjson.encode({ ok = cjson.null })

@@ -13,7 +13,14 @@ end
 if r.t ~= digest then
   return cjson.encode(fail('invalid_token'))
 end
-local event_id = redis.call('HGET', EV, 'id')
+local ev = redis.call('HMGET', EV, 'id', 'wl')
+local event_id, wl = ev[1], tonumber(ev[2] or '')
+if wl then
+  settle(now)
+  r = load_rsv(id)
+end
+-- Whether the commit released items (bought only some of them).
+local freed = false
 
 local FP_FIELDS = { 'reservation_id', 'payment_id', 'seat_ids', 'ga' }
 local raw = redis.call('HGET', CREC, q.key)
@@ -122,6 +129,7 @@ local function commit_fresh()
     after_expiry = true
     released, released_ga = {}, {}
   else
+    freed = #released_idx > 0 or #released_ga > 0
     for _, idx in ipairs(released_idx) do
       redis.call('HDEL', ST, idx)
     end
@@ -166,6 +174,9 @@ local function commit_fresh()
 end
 
 local result = commit_fresh()
+if wl and freed then
+  serve(now)
+end
 local rec = { at = now, fp = q.fp }
 if result.ok then
   rec.ok = order_id

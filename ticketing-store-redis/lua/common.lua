@@ -1,22 +1,28 @@
 -- Shared by every script of an event: prepended to each operation's body at build time.
 --
--- KEYS are always the event's sixteen keys, in this order, all under the hash tag
+-- KEYS are always the event's nineteen keys, in this order, all under the hash tag
 -- {ev:<tag>} so that every script runs on one slot; no key name is built here.
 local EV, SEATS, LAYOUT, ST, POOLS, PC, RSV, DUE, HC, ORD, TKT, CODE, RREC, CREC, RECT, LOG =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8],
   KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15], KEYS[16]
--- EV      hash: id, seq, policy fields, spec (EventSpec as serde writes it), created
+local WQ, WE, WH = KEYS[17], KEYS[18], KEYS[19]
+-- EV      hash: id, seq, policy fields (`wl`: the waitlist's offer TTL in seconds, '' or
+--         absent without a waitlist), wseq (waitlist join serial), spec (EventSpec as serde
+--         writes it), created
 -- SEATS   hash: seat id -> layout index (1-based)
 -- LAYOUT  string: [[id, section, row, number, category], ...] in layout order
 -- ST      hash: layout index -> "h<reservation id>" | "s" | "b" (absent: available)
 -- POOLS   hash: pool id -> pool index (1-based)
 -- PC      hash: c<i> capacity, h<i> held, s<i> sold, b<i> blocked
 -- RSV     hash: reservation id -> record;  DUE zset: active reservation id by expires_at
--- HC      hash: r:<holder> active reservations, i:<holder> their items, o:<holder> owned tickets
+-- HC      hash: r:<holder> active reservations and waiting waitlist entries, i:<holder> their
+--         items (an entry's quantity), o:<holder> owned tickets
 -- ORD     hash: order id -> record;  TKT hash: ticket id -> record;  CODE hash: code -> ticket id
 -- RREC    hash: client reservation id -> record;  CREC hash: idempotency key -> record
 -- RECT    zset: "r:<id>" / "c:<key>" by the time the record was made (for forgetting)
 -- LOG     stream: entry <seq>-0 with fields at, k (ChangeKind as JSON)
+-- WQ      zset: waiting waitlist entry id by join serial (the queue, head first)
+-- WE      hash: waitlist entry id -> record;  WH hash: holder -> its latest entry id
 
 -- Now in milliseconds: the injected clock's value, or the server's clock.
 local function clock(arg)
@@ -39,7 +45,7 @@ end
 
 local function policy()
   local v = redis.call('HMGET', EV, 'ttl', 'ttl_max', 'seats_max', 'rsv_max', 'late',
-    'refund_to', 'opens', 'closes')
+    'refund_to', 'opens', 'closes', 'wl')
   return {
     ttl = tonumber(v[1]),
     ttl_max = tonumber(v[2]),
@@ -49,6 +55,7 @@ local function policy()
     refund_to = v[6],
     opens = tonumber(v[7] or ''),
     closes = tonumber(v[8] or ''),
+    wl = tonumber(v[9] or ''),
   }
 end
 

@@ -1,5 +1,6 @@
 -- create_event. ARGV: now, event id, spec JSON, layout JSON, pools JSON [[id, capacity]...],
--- ttl, ttl_max, seats_max, rsv_max, late, refund_to, opens, closes ('' for none).
+-- ttl, ttl_max, seats_max, rsv_max, late, refund_to, opens, closes, waitlist offer ttl
+-- ('' for none).
 local now = clock(ARGV[1])
 local event_id = ARGV[2]
 local existing = redis.call('HGET', EV, 'id')
@@ -33,6 +34,6 @@ end
 redis.call('HSET', EV, 'id', event_id, 'seq', 0, 'spec', ARGV[3], 'created', now,
   'seats', #layout, 'pools', cjson.encode(pools), 'ttl', ARGV[6], 'ttl_max', ARGV[7],
   'seats_max', ARGV[8], 'rsv_max', ARGV[9], 'late', ARGV[10], 'refund_to', ARGV[11],
-  'opens', ARGV[12], 'closes', ARGV[13])
+  'opens', ARGV[12], 'closes', ARGV[13], 'wl', ARGV[14])
 log(now, { type = 'event_created' })
 return cjson.encode({ ok = { created_at = now } })

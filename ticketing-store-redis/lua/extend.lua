@@ -8,6 +8,10 @@ end
 if r.t ~= digest then
   return cjson.encode(fail('invalid_token'))
 end
+if waitlist_ttl() then
+  settle(now)
+  r = load_rsv(id)
+end
 if r.st == 'c' or r.st == 'x' then
   return cjson.encode(fail('reservation_not_active', { status = STATUS[r.st] }))
 end

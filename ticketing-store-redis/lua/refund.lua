@@ -6,6 +6,10 @@ if not raw then
   return cjson.encode(fail('not_found', { entity = 'order', id = order_id }))
 end
 local o = cjson.decode(raw)
+local wl = waitlist_ttl()
+if wl then
+  settle(now)
+end
 local tickets = {}
 for i, tid in ipairs(o.t) do
   tickets[i] = load_tkt(tid)
@@ -75,4 +79,7 @@ for i, s in ipairs(seat_order) do
   seats[i] = s[2]
 end
 log(now, { type = 'refunded', order = order_id, tickets = chosen, seats = seats, ga = ga, to = to })
+if wl and to == 'sale' then
+  serve(now)
+end
 return cjson.encode({ ok = { order = order_id, tickets = chosen, to = to, refunded_at = now } })

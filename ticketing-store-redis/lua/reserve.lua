@@ -15,6 +15,9 @@ if not event_is(event_id) then
 end
 
 local p = policy()
+if p.wl then
+  settle(now)
+end
 local layout_cache = nil
 local function layout()
   if not layout_cache then
@@ -26,45 +29,14 @@ end
 -- Best available among free seats not in `excluded`; picks (indices) or nil and the number
 -- of candidates.
 local function best_picks(best, excluded)
-  local seats = layout()
   local taken = {}
   for _, idx in ipairs(redis.call('HKEYS', ST)) do
     taken[tonumber(idx)] = true
   end
-  local candidates = {}
-  for i, seat in ipairs(seats) do
-    if not taken[i] and not excluded[i]
-      and (best.section == nil or seat[2] == best.section)
-      and (best.category == nil or seat[5] == best.category) then
-      candidates[#candidates + 1] = i
-      if not best.adjacent and #candidates == best.count then
-        return candidates, #candidates
-      end
-    end
+  for idx in pairs(excluded) do
+    taken[idx] = true
   end
-  if not best.adjacent or #candidates < best.count then
-    return nil, #candidates
-  end
-  local place = {}
-  for _, i in ipairs(candidates) do
-    local seat = seats[i]
-    place[seat[2] .. '\0' .. seat[3] .. '\0' .. seat[4]] = i
-  end
-  for _, start in ipairs(candidates) do
-    local seat = seats[start]
-    local run = {}
-    for offset = 0, best.count - 1 do
-      local i = place[seat[2] .. '\0' .. seat[3] .. '\0' .. (seat[4] + offset)]
-      if not i then
-        break
-      end
-      run[#run + 1] = i
-    end
-    if #run == best.count then
-      return run, #candidates
-    end
-  end
-  return nil, #candidates
+  return best_seats(layout(), taken, best)
 end
 
 local function reserve_fresh(q)

@@ -11,7 +11,12 @@ local i = redis.call('HGET', POOLS, pool)
 if not i then
   return cjson.encode(fail('not_found', { entity = 'pool', id = pool }))
 end
-finalize_lapsed(now)
+local wl = waitlist_ttl()
+if wl then
+  settle(now)
+else
+  finalize_lapsed(now)
+end
 local c = redis.call('HMGET', PC, 'c' .. i, 'h' .. i, 's' .. i, 'b' .. i)
 local cap, held, sold, blocked = tonumber(c[1]), tonumber(c[2]), tonumber(c[3]), tonumber(c[4])
 local used = held + sold + blocked
@@ -21,8 +26,14 @@ end
 if capacity and cap ~= value then
   redis.call('HSET', PC, 'c' .. i, value)
   log(now, { type = 'pool_resized', pool = pool, capacity = value })
+  if wl and value > cap then
+    serve(now)
+  end
 elseif not capacity and blocked ~= value then
   redis.call('HSET', PC, 'b' .. i, value)
   log(now, { type = 'pool_blocked', pool = pool, blocked = value })
+  if wl and value < blocked then
+    serve(now)
+  end
 end
 return cjson.encode({ ok = cjson.null })

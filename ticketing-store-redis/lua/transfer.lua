@@ -14,9 +14,21 @@ if t.st ~= 'v' then
 end
 local p = policy()
 if p.seats_max then
-  -- Only live holds count: finalize the lapsed ones first.
-  finalize_lapsed(now)
-  if hc_get('i:' .. to) + hc_get('o:' .. to) + 1 > p.seats_max then
+  -- Only live holds count. Without a waitlist, finalize the lapsed ones first; with one,
+  -- leave them to the next operation that settles the event (and serves what they free),
+  -- and do not count the lapsed ones of the new holder.
+  local lapsed = 0
+  if p.wl then
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', DUE, '-inf', now)) do
+      local r = load_rsv(id)
+      if r and r.st == 'a' and r.h == to then
+        lapsed = lapsed + items_of(r)
+      end
+    end
+  else
+    finalize_lapsed(now)
+  end
+  if hc_get('i:' .. to) - lapsed + hc_get('o:' .. to) + 1 > p.seats_max then
     return cjson.encode(fail('limit_exceeded', { limit = 'seats', max = p.seats_max }))
   end
 end

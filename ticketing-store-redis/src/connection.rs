@@ -48,12 +48,15 @@ impl ConnectionLike for Connection {
     }
 }
 
-/// An event script: the shared prelude, then the operation's body.
+/// An event script: the shared preludes (`common.lua`, then the waitlist's `waitlist.lua`),
+/// then the operation's body.
 macro_rules! event_script {
     ($file:literal) => {
         LazyLock::new(|| {
             Script::new(concat!(
                 include_str!("../lua/common.lua"),
+                "\n",
+                include_str!("../lua/waitlist.lua"),
                 "\n",
                 include_str!(concat!("../lua/", $file))
             ))
@@ -78,6 +81,9 @@ pub(crate) struct Scripts {
     pub(crate) read: LazyLock<Script>,
     pub(crate) peek: LazyLock<Script>,
     pub(crate) sweep: LazyLock<Script>,
+    pub(crate) waitlist_join: LazyLock<Script>,
+    pub(crate) waitlist_entry: LazyLock<Script>,
+    pub(crate) waitlist_leave: LazyLock<Script>,
     pub(crate) index: LazyLock<Script>,
     pub(crate) list: LazyLock<Script>,
 }
@@ -98,13 +104,16 @@ pub(crate) static SCRIPTS: Scripts = Scripts {
     read: event_script!("read.lua"),
     peek: event_script!("peek.lua"),
     sweep: event_script!("sweep.lua"),
+    waitlist_join: event_script!("waitlist_join.lua"),
+    waitlist_entry: event_script!("waitlist_entry.lua"),
+    waitlist_leave: event_script!("waitlist_leave.lua"),
     index: LazyLock::new(|| Script::new(include_str!("../lua/index.lua"))),
     list: LazyLock::new(|| Script::new(include_str!("../lua/list.lua"))),
 };
 
 impl Scripts {
     /// Every script, for loading them all at connect.
-    pub(crate) fn all(&self) -> [&Script; 17] {
+    pub(crate) fn all(&self) -> [&Script; 20] {
         [
             &self.create_event,
             &self.reserve,
@@ -121,6 +130,9 @@ impl Scripts {
             &self.read,
             &self.peek,
             &self.sweep,
+            &self.waitlist_join,
+            &self.waitlist_entry,
+            &self.waitlist_leave,
             &self.index,
             &self.list,
         ]
@@ -131,6 +143,8 @@ impl Scripts {
 pub fn reserve_script_source() -> String {
     concat!(
         include_str!("../lua/common.lua"),
+        "\n",
+        include_str!("../lua/waitlist.lua"),
         "\n",
         include_str!("../lua/reserve.lua")
     )

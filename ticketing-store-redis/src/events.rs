@@ -32,7 +32,6 @@ impl RedisStore {
     /// (`event_exists`), `backend` (also when the id's 80-bit key tag is another event's).
     pub async fn create_event(&self, spec: EventSpec) -> Result<Event> {
         validate::check_event_spec(&spec)?;
-        validate::check_no_waitlist(&spec, "Redis")?;
         let tag = keys::tag(&spec.id);
         let layout: Vec<(&str, &str, &str, u32, &str)> = spec
             .seats
@@ -76,6 +75,7 @@ impl RedisStore {
             .to_owned(),
             optional(window.opens_at.map(Timestamp::as_millis)),
             optional(window.closes_at.map(Timestamp::as_millis)),
+            optional(policy.waitlist.then_some(policy.waitlist_offer_ttl_seconds)),
         ];
         let args: Vec<&[u8]> = args.iter().map(|arg| arg.as_bytes()).collect();
         let answer = self

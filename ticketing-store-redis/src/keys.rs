@@ -22,9 +22,9 @@ const _: () = assert!(TAG_BYTES * 8 == TAG_LENGTH * 5);
 pub(crate) const PREFIX_LENGTH_MAX: usize = 64;
 
 /// The names of an event's keys, in the order every event script receives them as KEYS.
-const EVENT_KEY_NAMES: [&str; 16] = [
+const EVENT_KEY_NAMES: [&str; 19] = [
     "ev", "seats", "layout", "st", "pools", "pc", "rsv", "due", "hc", "ord", "tkt", "code", "rrec",
-    "crec", "rect", "log",
+    "crec", "rect", "log", "wq", "we", "wh",
 ];
 
 /// An event's hash tag: base32 of the first 80 bits of the SHA-256 of its id.

@@ -9,6 +9,10 @@
 //! `ticketing_core::Coalescing` too, and its stress run against a real
 //! three-primary cluster (`tests/cluster.rs`).
 //!
+//! It also implements [`WaitlistStore`](ticketing_core::WaitlistStore): the serve step runs
+//! in the same script as every release, and the waitlist's conformance suite passes
+//! (`tests/waitlist_conformance.rs`).
+//!
 //! [`RedisWaitingRoom`] implements [`WaitingRoom`](ticketing_core::WaitingRoom) beside the
 //! inventory, each call one script on the event's slot, and passes the waiting room's
 //! conformance suite (`tests/room_conformance.rs`); [`room`] describes its keys.
@@ -37,6 +41,7 @@ mod reservations;
 pub mod room;
 mod store;
 mod tickets;
+mod waitlist;
 mod wire;
 
 #[cfg(feature = "testkit")]
@@ -270,7 +275,7 @@ impl RedisStore {
         keys::tag(event)
     }
 
-    /// The sixteen keys of `event`, in the order every event script takes them as `KEYS`
+    /// The nineteen keys of `event`, in the order every event script takes them as `KEYS`
     /// (for operators and for benchmarks that run a script directly).
     pub fn event_keys(&self, event: &ticketing_core::EventId) -> Vec<String> {
         self.keys.event(&keys::tag(event))

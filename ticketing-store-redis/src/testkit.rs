@@ -10,7 +10,8 @@
 //! ```
 //!
 //! [`redis_room_for_test`] is the same for the waiting room's
-//! `ticketing_core::room_conformance_suite!`.
+//! `ticketing_core::room_conformance_suite!`, and [`redis_waitlist_for_test`] for the
+//! waitlist's `ticketing_core::waitlist_conformance_suite!`.
 //!
 //! Each store lives under a key prefix of its own (`ttest:` and 16 random hex digits), so
 //! tests run in parallel on one server. A test fails, never skips, when the server is
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use ticketing_core::ManualClock;
 use ticketing_core::testkit::TestStore;
 use ticketing_core::testkit::room::TestRoom;
+use ticketing_core::testkit::waitlist::TestWaitlist;
 
 use crate::{RedisStore, RedisStoreConfig, RedisWaitingRoom};
 
@@ -89,6 +91,19 @@ pub async fn redis_room_for_test() -> TestRoom {
     }
     TestRoom {
         rooms: Arc::new(rooms),
+        clock,
+    }
+}
+
+/// A fresh store with waitlists under a prefix of its own, on a [`ManualClock`] that only
+/// the test moves: the factory of `ticketing_core::waitlist_conformance_suite!`.
+///
+/// Panics, saying what to do, when the server is unreachable.
+pub async fn redis_waitlist_for_test() -> TestWaitlist {
+    let clock = ManualClock::default();
+    let store = connect_for_test(fresh_config().clock(Arc::new(clock.clone()))).await;
+    TestWaitlist {
+        store: Arc::new(store),
         clock,
     }
 }

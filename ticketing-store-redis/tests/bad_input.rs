@@ -330,23 +330,22 @@ async fn huge_lists_are_refused_or_handled_whole() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_waitlist_policy_is_refused_and_nothing_is_made() {
+async fn a_waitlist_policy_round_trips() {
     let store = store().await;
     let mut waitlisted = spec("w", vec![seat("A-1", "floor", "A", 1, "c")]);
     waitlisted.policy.waitlist = true;
-    assert_eq!(
-        store.create_event(waitlisted).await.unwrap_err(),
-        ticketing_core::Error::invalid(
-            "policy.waitlist",
-            "the Redis store does not serve waitlists yet; the in-memory store does"
-        )
-    );
-    assert_eq!(
-        store
-            .event(&EventId::new("w").unwrap())
-            .await
-            .unwrap_err()
-            .code(),
-        "not_found"
-    );
+    waitlisted.policy.waitlist_offer_ttl_seconds = 300;
+    let created = store.create_event(waitlisted.clone()).await.unwrap();
+    assert_eq!(created.policy, waitlisted.policy);
+    let read = store.event(&EventId::new("w").unwrap()).await.unwrap();
+    assert_eq!(read.policy, waitlisted.policy);
+    assert!(read.policy.waitlist);
+    assert_eq!(read.policy.waitlist_offer_ttl_seconds, 300);
+    // Without the policy, the event has no waitlist.
+    store
+        .create_event(spec("plain", vec![seat("A-1", "floor", "A", 1, "c")]))
+        .await
+        .unwrap();
+    let read = store.event(&EventId::new("plain").unwrap()).await.unwrap();
+    assert!(!read.policy.waitlist);
 }

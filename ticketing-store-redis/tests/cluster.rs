@@ -1,6 +1,7 @@
 //! A real three-primary Redis Cluster on loopback ports, started by this test: the
-//! conformance stress run and scripted scenarios through the cluster client, with events
-//! spread over slots (and nodes), then torn down (every server is killed on drop).
+//! conformance stress run and scripted scenarios through the cluster client, the waitlist's
+//! race and release paths, with events spread over slots (and nodes), then torn down (every
+//! server is killed on drop).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Server, TempDir, free_port};
+use ticketing_core::testkit::waitlist::{self, TestWaitlist};
 use ticketing_core::testkit::{TestStore, invariants::check_store, scenarios, stress};
 use ticketing_core::{
     CommitRequest, EventId, EventSpec, HolderId, IdempotencyKey, ManualClock, Policy, PoolId,
@@ -107,6 +109,14 @@ impl Cluster {
 }
 
 async fn cluster_store(cluster: &Cluster) -> TestStore {
+    let t = cluster_waitlist(cluster).await;
+    TestStore {
+        store: t.store,
+        clock: t.clock,
+    }
+}
+
+async fn cluster_waitlist(cluster: &Cluster) -> TestWaitlist {
     let clock = ManualClock::default();
     let prefix = format!("c{:08x}:", rand::random::<u32>());
     let config = RedisStoreConfig::cluster(cluster.nodes())
@@ -116,7 +126,7 @@ async fn cluster_store(cluster: &Cluster) -> TestStore {
     let store = RedisStore::connect(config)
         .await
         .unwrap_or_else(|error| panic!("cannot reach the test cluster: {error}"));
-    TestStore {
+    TestWaitlist {
         store: Arc::new(store),
         clock,
     }
@@ -150,6 +160,9 @@ fn conformance_on_a_three_primary_cluster() {
         scenarios::commit_is_idempotent_and_final(cluster_store(&cluster).await).await;
         scenarios::events_are_listed_in_pages(cluster_store(&cluster).await).await;
         scenarios::reserve_batch_is_independent(cluster_store(&cluster).await).await;
+        // The waitlist: offers made in the scripts that free the items, on the event's slot.
+        waitlist::waitlist_race(cluster_waitlist(&cluster).await).await;
+        waitlist::every_release_path_serves(cluster_waitlist(&cluster).await).await;
 
         // Many events: their slots spread over every primary; each works, and the sweeper
         // reaches them all.
