@@ -128,7 +128,7 @@ pub struct Backend {
     pub store: Arc<dyn InventoryStore>,
     /// The events' waiting rooms.
     pub rooms: Arc<dyn WaitingRoom>,
-    /// The store again, where it serves waitlists (the in-memory store does).
+    /// The store again, where it serves waitlists (the in-memory and Redis stores do).
     pub waitlist: Option<Arc<dyn WaitlistStore>>,
 }
 
@@ -170,10 +170,11 @@ pub async fn open_backend(args: &ServerArgs) -> Result<Backend, Error> {
             let store = RedisStore::connect(RedisStoreConfig::new(url)).await?;
             let rooms = RedisWaitingRoom::new(&store);
             rooms.load_scripts().await?;
+            let store = Arc::new(store);
             Ok(Backend {
-                store: Arc::new(store),
+                store: store.clone(),
                 rooms: Arc::new(rooms),
-                waitlist: None,
+                waitlist: Some(store),
             })
         }
     }
