@@ -835,6 +835,63 @@ fn queue_cases(f: &Fixture) -> Vec<Case> {
     ]
 }
 
+/// The waitlist routes: the bodies, the ids and the holder (EVENT has no waitlist; the
+/// gated event neither, so nothing here may join).
+fn waitlist_cases(f: &Fixture) -> Vec<Case> {
+    let join_uri = format!("/v1/events/{EVENT}/waitlist");
+    let join = |name| Case::new(name, Method::POST, &join_uri).header("authorization", &f.bearer);
+    let entry_uri = |entry: &str| format!("/v1/events/{EVENT}/waitlist/{entry}");
+    vec![
+        join("waitlist join on an event without a waitlist")
+            .json(json!({"quantity": 1}))
+            .expect(StatusCode::NOT_FOUND, "not_found"),
+        join("waitlist join with malformed JSON")
+            .raw(Some("application/json"), "{\"quantity\": ")
+            .invalid("body"),
+        join("waitlist join without a quantity")
+            .json(json!({}))
+            .invalid("body"),
+        join("waitlist join of zero")
+            .json(json!({"quantity": 0}))
+            .invalid("quantity"),
+        join("waitlist join of a negative quantity")
+            .json(json!({"quantity": -2}))
+            .invalid("body"),
+        join("waitlist join of 65")
+            .json(json!({"quantity": 65}))
+            .invalid("quantity"),
+        join("waitlist join with an unknown field")
+            .json(json!({"quantity": 1, "priority": 1}))
+            .invalid("body"),
+        join("waitlist join as someone else than the JWT's sub")
+            .json(json!({"quantity": 1, "user_id": "mallory"}))
+            .invalid("user_id"),
+        join("waitlist join with a control character in the section")
+            .json(json!({"quantity": 1, "section": "Fl\u{1b}oor"}))
+            .invalid("section"),
+        Case::new("waitlist join without a JWT", Method::POST, &join_uri)
+            .json(json!({"quantity": 1}))
+            .expect(StatusCode::UNAUTHORIZED, "unauthorized"),
+        Case::new("waitlist entry with a NUL", Method::GET, entry_uri("w%00")).invalid("entry"),
+        Case::new("waitlist entry unknown", Method::GET, entry_uri("w_nope"))
+            .expect(StatusCode::NOT_FOUND, "not_found"),
+        Case::new(
+            "waitlist leave unknown",
+            Method::DELETE,
+            entry_uri("w_nope"),
+        )
+        .header("authorization", &f.bearer)
+        .expect(StatusCode::NOT_FOUND, "not_found"),
+        Case::new(
+            "waitlist leave with a bad query",
+            Method::DELETE,
+            format!("{}?who=x", entry_uri("w_nope")),
+        )
+        .header("authorization", &f.bearer)
+        .invalid("query"),
+    ]
+}
+
 #[tokio::test]
 async fn every_bad_request_gets_its_4xx_and_changes_nothing() {
     let config = config()
@@ -843,7 +900,7 @@ async fn every_bad_request_gets_its_4xx_and_changes_nothing() {
     let rooms = Arc::new(MemoryWaitingRoom::new());
     let pass_key = PassKey::random();
     let config = config.waiting_room(WaitingRoomConfig::new(rooms.clone(), pass_key.clone()));
-    let app = app_with(config);
+    let app = app_with_waitlist(config);
     let f = fixture(&app, rooms, pass_key).await;
     let before = snapshot(&app, &f).await;
     let cases: Vec<Case> = [
@@ -852,6 +909,7 @@ async fn every_bad_request_gets_its_4xx_and_changes_nothing() {
         admin_cases(&f),
         path_cases(&f),
         queue_cases(&f),
+        waitlist_cases(&f),
     ]
     .into_iter()
     .flatten()
