@@ -20,7 +20,6 @@ impl PgStore {
     /// (`event_exists`), `backend`.
     pub async fn create_event(&self, spec: EventSpec) -> Result<Event> {
         validate::check_event_spec(&spec)?;
-        validate::check_no_waitlist(&spec, "PostgreSQL")?;
         let spec_json =
             serde_json::to_value(&spec).map_err(|error| Error::backend("postgres", error))?;
         let created = serde_json::to_value(ChangeKind::EventCreated)

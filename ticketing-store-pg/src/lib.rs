@@ -18,6 +18,16 @@
 //! and passes the room conformance kit (`tests/room_conformance.rs`); positions are exact
 //! without counting the queue (migration 0007), `examples/pg_room_bench.rs` measures it.
 //!
+//! **Waitlists.** [`PgStore`] implements [`WaitlistStore`](ticketing_core::WaitlistStore),
+//! each call one round trip, and passes the waitlist conformance kit
+//! (`tests/waitlist_conformance.rs`). The serve step is SQL (migration 0008) and runs in the
+//! transaction of every operation that frees inventory, under the event's row lock, so no
+//! racing buyer can take what it frees: a change that frees inventory serves as it is
+//! logged, finalizing lapsed holds serves once none is left lapsed, and every operation on
+//! an event with a waitlist finalizes its lapsed holds first. An offer is a reservation
+//! whose token hash is the entry's. An event without a waitlist pays a flag read from the
+//! event row it locks anyway.
+//!
 //! **Why GA pools are not striped.** Striping a pool's counter over several rows removes a
 //! queue on one row. Here every change of an event also takes the event's row — the change
 //! log's gap-free sequence needs one writer per event at a time — so a striped pool would
@@ -78,6 +88,7 @@ mod reservations;
 mod room;
 mod store;
 mod tickets;
+mod waitlist;
 mod wire;
 
 #[cfg(feature = "testkit")]

@@ -279,7 +279,7 @@ impl PgStore {
     }
 
     /// The time for the time part of generated ids (ordering only).
-    fn id_time(&self) -> Timestamp {
+    pub(crate) fn id_time(&self) -> Timestamp {
         self.now_param().map_or_else(
             || SystemClock.now(),
             |millis| Timestamp::from_millis(u64::try_from(millis).unwrap_or(0)),

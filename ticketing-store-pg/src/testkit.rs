@@ -19,6 +19,7 @@ use std::sync::Arc;
 use ticketing_core::ManualClock;
 use ticketing_core::testkit::TestStore;
 use ticketing_core::testkit::room::TestRoom;
+use ticketing_core::testkit::waitlist::TestWaitlist;
 
 use crate::{PgStore, PgStoreConfig};
 
@@ -77,6 +78,19 @@ pub async fn pg_room_for_test() -> TestRoom {
     let store = connect_for_test(fresh_config().clock(Arc::new(clock.clone()))).await;
     TestRoom {
         rooms: Arc::new(store.waiting_room()),
+        clock,
+    }
+}
+
+/// A fresh store with waitlists in a schema of its own, on a [`ManualClock`] that only the
+/// test moves: the factory of `ticketing_core::waitlist_conformance_suite!`.
+///
+/// Panics, saying what to do, when the server is unreachable.
+pub async fn pg_waitlist_for_test() -> TestWaitlist {
+    let clock = ManualClock::default();
+    let store = connect_for_test(fresh_config().clock(Arc::new(clock.clone()))).await;
+    TestWaitlist {
+        store: Arc::new(store),
         clock,
     }
 }
