@@ -128,7 +128,7 @@ pub struct Backend {
     pub store: Arc<dyn InventoryStore>,
     /// The events' waiting rooms.
     pub rooms: Arc<dyn WaitingRoom>,
-    /// The store again, where it serves waitlists (the in-memory and Redis stores do).
+    /// The store again, as the waitlists it serves.
     pub waitlist: Option<Arc<dyn WaitlistStore>>,
 }
 
@@ -156,11 +156,11 @@ pub async fn open_backend(args: &ServerArgs) -> Result<Backend, Error> {
                     "--store postgres needs --database-url or DATABASE_URL",
                 )
             })?;
-            let store = PgStore::connect(PgStoreConfig::new(url)).await?;
+            let store = Arc::new(PgStore::connect(PgStoreConfig::new(url)).await?);
             Ok(Backend {
                 rooms: Arc::new(store.waiting_room()),
-                store: Arc::new(store),
-                waitlist: None,
+                store: store.clone(),
+                waitlist: Some(store),
             })
         }
         StoreKind::Redis => {

@@ -67,20 +67,6 @@ pub fn check_ttl_seconds(ttl_seconds: u32) -> Result<()> {
     Ok(())
 }
 
-/// Refuses an event whose policy turns the waitlist on, for a store that does not serve
-/// waitlists ([`crate::WaitlistStore`]): it would keep the flag and never make an offer.
-///
-/// Errors: `invalid_request` on `policy.waitlist`, naming `store`.
-pub fn check_no_waitlist(spec: &EventSpec, store: &str) -> Result<()> {
-    if spec.policy.waitlist {
-        return Err(Error::invalid(
-            "policy.waitlist",
-            format!("the {store} store does not serve waitlists yet; the in-memory store does"),
-        ));
-    }
-    Ok(())
-}
-
 /// Checks an event before it is created.
 pub fn check_event_spec(spec: &EventSpec) -> Result<()> {
     check_text("name", &spec.name, true)?;
