@@ -234,6 +234,53 @@ pub(crate) struct Layout {
     /// What the layout could ever give one waitlist entry: all seats, and each section's.
     pub(crate) capacity_all: SeatCapacity,
     pub(crate) capacity_by_section: HashMap<String, SeatCapacity, FastHasher>,
+    /// Each section's seats as a mask over the free-seat bitmap, so that best available in
+    /// one section reads only that section's words and compares no strings.
+    pub(crate) section_masks: HashMap<String, SeatMask, FastHasher>,
+    /// The same for each category.
+    pub(crate) category_masks: HashMap<String, SeatMask, FastHasher>,
+}
+
+/// A set of seats as bits over the words of the free-seat bitmap that hold any of them
+/// (`first_word..first_word + words.len()`); every other word is all zeros.
+#[derive(Debug, Default)]
+pub(crate) struct SeatMask {
+    first_word: usize,
+    words: Vec<u64>,
+}
+
+impl SeatMask {
+    /// Masks of the seats grouped by `key`, in one pass over the layout.
+    fn group_by<'a>(seats: impl Iterator<Item = &'a str>) -> HashMap<String, SeatMask, FastHasher> {
+        let mut masks: HashMap<String, SeatMask, FastHasher> = HashMap::default();
+        for (index, key) in seats.enumerate() {
+            let word = index / 64;
+            let mask = masks.entry(key.to_owned()).or_insert_with(|| SeatMask {
+                first_word: word,
+                words: Vec::new(),
+            });
+            // Seats come in layout order, so a group's words only ever grow at the end.
+            let at = word - mask.first_word;
+            if mask.words.len() <= at {
+                mask.words.resize(at + 1, 0);
+            }
+            mask.words[at] |= 1 << (index % 64);
+        }
+        masks
+    }
+
+    /// Word `word` of the mask.
+    pub(crate) fn word(&self, word: usize) -> u64 {
+        word.checked_sub(self.first_word)
+            .and_then(|at| self.words.get(at))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The words outside which the mask is all zeros.
+    pub(crate) fn words(&self) -> std::ops::Range<usize> {
+        self.first_word..self.first_word + self.words.len()
+    }
 }
 
 /// How many seats a part of the layout has, and its longest run of adjacent seats.
@@ -387,6 +434,10 @@ impl EventState {
             })
             .collect();
         let (capacity_all, capacity_by_section) = seat_capacities(&event, &next_in_row);
+        let section_masks =
+            SeatMask::group_by(event.seats.iter().map(|seat| seat.section.as_str()));
+        let category_masks =
+            SeatMask::group_by(event.seats.iter().map(|seat| seat.category.as_str()));
         let has_limits = event.policy.holder_seats_max.is_some()
             || event.policy.holder_reservations_max.is_some();
         let journal = Journal {
@@ -411,6 +462,8 @@ impl EventState {
                 rows_in_order,
                 capacity_all,
                 capacity_by_section,
+                section_masks,
+                category_masks,
             },
             journal: Mutex::new(journal),
             sweep_lock: Mutex::new(()),

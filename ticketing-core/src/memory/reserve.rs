@@ -1,6 +1,6 @@
 //! Reserving: all or nothing, over explicit seats, GA units and best-available seats.
 
-use std::ops::ControlFlow;
+use std::ops::{ControlFlow, Range};
 
 use crate::domain::{BestAvailable, ChangeKind, Reservation, ReserveRequest, SeatStatus};
 use crate::error::{Error, HolderLimit, Result};
@@ -10,7 +10,7 @@ use crate::token::ReservationToken;
 use crate::validate;
 
 use super::MemoryStore;
-use super::event::{EventState, SeatSlot};
+use super::event::{EventState, SeatMask, SeatSlot};
 use super::reservation::{ReservationCell, ReserveRecord};
 
 /// Attempts at a best-available claim whose picks were taken between the scan and the lock.
@@ -281,28 +281,21 @@ pub(super) fn check_limits(
 /// the caller re-checks the picks once it has locked them all.
 pub(super) fn best_available(event: &EventState, best: &BestAvailable, explicit: &[u32]) -> Picks {
     let count = best.count as usize;
-    let seats = &event.event.seats;
-    let matches = |index: u32| {
-        let seat = &seats[index as usize];
-        best.section
-            .as_ref()
-            .is_none_or(|section| &seat.section == section)
-            && best
-                .category
-                .as_ref()
-                .is_none_or(|category| &seat.category == category)
-            && !explicit.contains(&index)
+    // A section or category no seat has: no candidates.
+    let Some(filter) = Filter::of(event, best) else {
+        return Err(0);
     };
+    let matches = |index: u32| filter.contains(index) && !explicit.contains(&index);
     if best.adjacent && event.layout.rows_in_order {
-        if let Some(run) = adjacent_run(event, count, matches) {
+        if let Some(run) = adjacent_run(event, count, &filter, explicit) {
             return Ok(run);
         }
-        return Err(free_candidates(event, matches, |_| {
+        return Err(free_candidates(event, &filter, explicit, |_| {
             ControlFlow::Continue(())
         }));
     }
     let mut picks = Vec::with_capacity(count);
-    let candidates = free_candidates(event, matches, |index| {
+    let candidates = free_candidates(event, &filter, explicit, |index| {
         if best.adjacent {
             // Rows out of number order: follow the row from each candidate.
             let mut run = vec![index];
@@ -334,24 +327,68 @@ pub(super) fn best_available(event: &EventState, best: &BestAvailable, explicit:
     }
 }
 
+/// The seats a best-available request's section and category allow, as masks over the
+/// free-seat bitmap: a scan reads only the words that hold such seats and compares no
+/// strings, so asking for a sold-out section costs that section's words, not the event's.
+struct Filter<'a> {
+    section: Option<&'a SeatMask>,
+    category: Option<&'a SeatMask>,
+    /// The words outside which no seat matches.
+    words: Range<usize>,
+}
+
+impl<'a> Filter<'a> {
+    /// The filter of `best`, or `None` when its section or category names no seat.
+    fn of(event: &'a EventState, best: &BestAvailable) -> Option<Self> {
+        let mask = |masks: &'a std::collections::HashMap<String, SeatMask, _>,
+                    key: &Option<String>| match key {
+            None => Some(None),
+            Some(key) => masks.get(key).map(Some),
+        };
+        let section = mask(&event.layout.section_masks, &best.section)?;
+        let category = mask(&event.layout.category_masks, &best.category)?;
+        let mut words = 0..event.free_words();
+        for mask in [section, category].into_iter().flatten() {
+            let within = mask.words();
+            words = words.start.max(within.start)..words.end.min(within.end);
+        }
+        Some(Self {
+            section,
+            category,
+            words,
+        })
+    }
+
+    /// Word `word` of the allowed seats.
+    fn word(&self, word: usize) -> u64 {
+        let of = |mask: Option<&SeatMask>| mask.map_or(u64::MAX, |mask| mask.word(word));
+        of(self.section) & of(self.category)
+    }
+
+    fn contains(&self, index: u32) -> bool {
+        self.word(index as usize / 64) & (1 << (index % 64)) != 0
+    }
+}
+
 fn is_free(event: &EventState, index: u32) -> bool {
     event.free_word(index as usize / 64) & (1 << (index % 64)) != 0
 }
 
-/// Visits free seats that match, in layout order, until `visit` breaks; returns how many it
-/// visited.
+/// Visits free seats that the filter allows and `explicit` does not hold, in layout order,
+/// until `visit` breaks; returns how many it visited.
 fn free_candidates(
     event: &EventState,
-    matches: impl Fn(u32) -> bool,
+    filter: &Filter<'_>,
+    explicit: &[u32],
     mut visit: impl FnMut(u32) -> ControlFlow<()>,
 ) -> u32 {
     let mut visited = 0;
-    for word in 0..event.free_words() {
-        let mut bits = event.free_word(word);
+    for word in filter.words.clone() {
+        let mut bits = event.free_word(word) & filter.word(word);
         while bits != 0 {
             let index = (word * 64) as u32 + bits.trailing_zeros();
             bits &= bits - 1;
-            if matches(index) {
+            if !explicit.contains(&index) {
                 visited += 1;
                 if visit(index).is_break() {
                     return visited;
@@ -368,15 +405,16 @@ fn free_candidates(
 fn adjacent_run(
     event: &EventState,
     count: usize,
-    matches: impl Fn(u32) -> bool,
+    filter: &Filter<'_>,
+    explicit: &[u32],
 ) -> Option<Vec<u32>> {
     let following = &event.layout.next_is_following;
     let window = |bits: &dyn Fn(usize) -> u64, word: usize| {
         u128::from(bits(word)) | (u128::from(bits(word + 1)) << 64)
     };
-    let free_bits = |word: usize| event.free_word(word);
+    let free_bits = |word: usize| event.free_word(word) & filter.word(word);
     let following_bits = |word: usize| following.get(word).copied().unwrap_or(0);
-    for word in 0..event.free_words() {
+    for word in filter.words.clone() {
         let free = window(&free_bits, word);
         let joined = window(&following_bits, word);
         // Bit i of `starts`: seats i..i+count are free and each is next in the other's row.
@@ -389,7 +427,7 @@ fn adjacent_run(
         while starts != 0 {
             let first = (word * 64) as u32 + starts.trailing_zeros();
             starts &= starts - 1;
-            if (first..first + count as u32).all(&matches) {
+            if (first..first + count as u32).all(|index| !explicit.contains(&index)) {
                 return Some((first..first + count as u32).collect());
             }
         }
