@@ -9,6 +9,11 @@ use clap::Parser;
 use ticketing_examples::server::{ServerArgs, banner, build, serve};
 use tracing_subscriber::EnvFilter;
 
+// An application's choice (the library takes none): glibc's malloc was a tenth of the
+// profile under load, mimalloc's per-thread heaps cost less.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
