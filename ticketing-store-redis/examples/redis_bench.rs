@@ -448,8 +448,9 @@ async fn bench(target: &Target, duration: Duration, tick: f64) {
     let request = format!(
         r#"[{{"id":"rsv___rand_int__.{tag}","tok":"x","holder":"rb","seats":[],"ga":[{{"pool":"ga","quantity":1}}],"fp":{{}}}}]"#
     );
-    let mut evalsha = vec!["EVALSHA".to_owned(), sha, "16".to_owned()];
-    evalsha.extend(store.event_keys(&id));
+    let keys = store.event_keys(&id);
+    let mut evalsha = vec!["EVALSHA".to_owned(), sha, keys.len().to_string()];
+    evalsha.extend(keys);
     evalsha.extend([
         String::new(),
         id.to_string(),

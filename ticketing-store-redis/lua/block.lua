@@ -32,7 +32,8 @@ if blocking then
     return cjson.encode(fail('seat_unavailable', { seats = taken }))
   end
   for i, seat in ipairs(seats) do
-    if redis.call('HSETNX', ST, idx[i], 'b') == 1 then
+    -- Seats already blocked stay as they are (take_seat answers false).
+    if take_seat(idx[i], 'b') then
       changed[#changed + 1] = seat
     end
   end
@@ -42,7 +43,7 @@ if blocking then
 else
   for i, seat in ipairs(seats) do
     if redis.call('HGET', ST, idx[i]) == 'b' then
-      redis.call('HDEL', ST, idx[i])
+      free_seat(idx[i])
       changed[#changed + 1] = seat
     end
   end

@@ -131,7 +131,7 @@ local function commit_fresh()
   else
     freed = #released_idx > 0 or #released_ga > 0
     for _, idx in ipairs(released_idx) do
-      redis.call('HDEL', ST, idx)
+      free_seat(idx)
     end
     for i, g in ipairs(r.g) do
       redis.call('HINCRBY', PC, 'h' .. r.gi[i], -g.quantity)
@@ -139,7 +139,7 @@ local function commit_fresh()
     leave_active(r)
   end
   for _, idx in ipairs(seat_idx) do
-    redis.call('HSET', ST, idx, 's')
+    take_seat(idx, 's')
   end
   for i, g in ipairs(ga) do
     redis.call('HINCRBY', PC, 's' .. ga_idx[i], g.quantity)
@@ -147,7 +147,7 @@ local function commit_fresh()
   r.st = 'c'
   r.o = order_id
   save_rsv(r)
-  local ticket_ids = {}
+  local ticket_ids, tickets = {}, {}
   local function issue(kind, item, idx)
     local n = #ticket_ids + 1
     local ticket_id = stem .. '-' .. n .. '.' .. tag
@@ -156,6 +156,7 @@ local function commit_fresh()
     redis.call('HSET', TKT, ticket_id, cjson.encode(t))
     redis.call('HSET', CODE, code, ticket_id)
     ticket_ids[n] = ticket_id
+    tickets[n] = t
   end
   for i, seat in ipairs(seats) do
     issue('s', seat, seat_idx[i])
@@ -166,11 +167,12 @@ local function commit_fresh()
     end
   end
   hc_add('o:' .. r.h, #ticket_ids)
-  redis.call('HSET', ORD, order_id, cjson.encode({ id = order_id, r = r.id, h = r.h, p = q.payment,
-    c = now, t = ticket_ids }))
+  local o = { id = order_id, r = r.id, h = r.h, p = q.payment, c = now, t = ticket_ids }
+  redis.call('HSET', ORD, order_id, cjson.encode(o))
   log(now, { type = 'committed', reservation = r.id, order = order_id, seats = seats, ga = ga,
     released_seats = released, released_ga = released_ga, after_expiry = after_expiry })
-  return { ok = order_json(order_id, event_id) }
+  -- The order as just written, without reading it back.
+  return { ok = order_view(o, tickets, event_id) }
 end
 
 local result = commit_fresh()

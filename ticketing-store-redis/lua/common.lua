@@ -1,17 +1,19 @@
 -- Shared by every script of an event: prepended to each operation's body at build time.
 --
--- KEYS are always the event's nineteen keys, in this order, all under the hash tag
+-- KEYS are always the event's twenty-two keys, in this order, all under the hash tag
 -- {ev:<tag>} so that every script runs on one slot; no key name is built here.
 local EV, SEATS, LAYOUT, ST, POOLS, PC, RSV, DUE, HC, ORD, TKT, CODE, RREC, CREC, RECT, LOG =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8],
   KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15], KEYS[16]
-local WQ, WE, WH = KEYS[17], KEYS[18], KEYS[19]
+local WQ, WE, WH, FREE, PLACE, NEXT = KEYS[17], KEYS[18], KEYS[19], KEYS[20], KEYS[21], KEYS[22]
 -- EV      hash: id, seq, policy fields (`wl`: the waitlist's offer TTL in seconds, '' or
 --         absent without a waitlist), wseq (waitlist join serial), spec (EventSpec as serde
---         writes it), created
+--         writes it), created, fx ('1' once FREE, PLACE and NEXT exist)
 -- SEATS   hash: seat id -> layout index (1-based)
--- LAYOUT  string: [[id, section, row, number, category], ...] in layout order
--- ST      hash: layout index -> "h<reservation id>" | "s" | "b" (absent: available)
+-- LAYOUT  string: [[id, section, row, number, category], ...] in layout order (waitlist
+--         joins check a request against it; FREE, PLACE and NEXT are built from it)
+-- ST      hash: layout index -> "h<reservation id>" | "s" | "b" (absent: available); written
+--         only by take_seat and free_seat, which keep FREE in step
 -- POOLS   hash: pool id -> pool index (1-based)
 -- PC      hash: c<i> capacity, h<i> held, s<i> sold, b<i> blocked
 -- RSV     hash: reservation id -> record;  DUE zset: active reservation id by expires_at
@@ -23,6 +25,10 @@ local WQ, WE, WH = KEYS[17], KEYS[18], KEYS[19]
 -- LOG     stream: entry <seq>-0 with fields at, k (ChangeKind as JSON)
 -- WQ      zset: waiting waitlist entry id by join serial (the queue, head first)
 -- WE      hash: waitlist entry id -> record;  WH hash: holder -> its latest entry id
+-- FREE    zset: the free-seat index (see "The free-seat index" below)
+-- PLACE   hash: layout index -> JSON [seat id, section, category]
+-- NEXT    hash: layout index -> layout index of the seat numbered one more in the same
+--         section and row (absent: none)
 
 -- Now in milliseconds: the injected clock's value, or the server's clock.
 local function clock(arg)
@@ -109,6 +115,305 @@ local function pool_free(i)
   return free
 end
 
+-- ---- The free-seat index ----------------------------------------------------------------
+--
+-- Best available wants the first free seats in layout order, maybe of one section and/or
+-- one category. Finding them by reading the layout and the taken seats costs O(seats) per
+-- request: on a 50,000-seat event, a quarter of a second of Lua during which every other
+-- script of the server waits. FREE answers from an index instead. Each free seat has four
+-- members, all scored 0 so that the set orders them by their bytes:
+--
+--   'a\0' <i>                                 every free seat
+--   's\0' <section> '\0' <i>                  by section
+--   'c\0' <category> '\0' <i>                 by category
+--   'x\0' <section> '\0' <category> '\0' <i>  by both
+--
+-- where <i> is the layout index zero-padded to INDEX_DIGITS, so that byte order within one
+-- prefix is layout order. Names hold no control characters (the core refuses them), so a
+-- '\0' ends a name and a prefix is exactly one filter. The first n candidates of any filter
+-- are then one ZRANGEBYLEX, O(log N + n), and their number (sold_out's `remaining`) one
+-- ZLEXCOUNT, O(log N). One key serves every filter, rather than a sorted set per section
+-- and category, because a script may only touch the keys it is given (Redis Cluster) and
+-- sections are the event's data. The price is memory: four members per free seat, about
+-- 450 bytes in all (22 MB for a fresh 50,000-seat event), gone as seats sell.
+--
+-- Adjacency follows NEXT from a candidate: the seat numbered one more in its row, wherever
+-- it is in the layout, found once at creation, so no request reads the layout. NEXT holds
+-- bare numbers, apart from PLACE, because a walk reads it for every candidate it passes,
+-- and a number needs no JSON decode. Walks still pass every candidate that starts no run
+-- (a sold-out stretch of singles), so a script remembers where they may resume
+-- (walk_resume).
+--
+-- ST and FREE change together, in take_seat and free_seat only. An event made before the
+-- index gets it on first use (ensure_free_index): one pass over its layout, once.
+
+-- Digits of a padded layout index: enough for SEATS_PER_EVENT_MAX, 250,000 (src/keys.rs
+-- asserts it).
+local INDEX_DIGITS = 6
+local INDEX_FORMAT = '%0' .. INDEX_DIGITS .. 'd'
+
+-- The FREE members of seat `i`, of `section` and `category`.
+local function free_members(i, section, category)
+  local at = string.format(INDEX_FORMAT, i)
+  return 'a\0' .. at, 's\0' .. section .. '\0' .. at, 'c\0' .. category .. '\0' .. at,
+    'x\0' .. section .. '\0' .. category .. '\0' .. at
+end
+
+-- Writes PLACE, NEXT and FREE (every seat of `layout`, LAYOUT decoded, that ST does not
+-- hold) and marks the event as indexed: at creation, or on first use for an event made
+-- before.
+local function build_free_index(layout)
+  local numbered = {}
+  for i, seat in ipairs(layout) do
+    numbered[seat[2] .. '\0' .. seat[3] .. '\0' .. seat[4]] = i
+  end
+  local taken = {}
+  for _, i in ipairs(redis.call('HKEYS', ST)) do
+    taken[tonumber(i)] = true
+  end
+  -- Seats per command: 1,000 PLACE or NEXT arguments and 4,000 FREE ones, within unpack's
+  -- limit.
+  local CHUNK = 500
+  local places, nexts, members = {}, {}, {}
+  for i, seat in ipairs(layout) do
+    places[#places + 1] = i
+    places[#places + 1] = cjson.encode({ seat[1], seat[2], seat[5] })
+    local after = numbered[seat[2] .. '\0' .. seat[3] .. '\0' .. (seat[4] + 1)]
+    if after then
+      nexts[#nexts + 1] = i
+      nexts[#nexts + 1] = after
+    end
+    if not taken[i] then
+      for _, member in ipairs({ free_members(i, seat[2], seat[5]) }) do
+        members[#members + 1] = 0
+        members[#members + 1] = member
+      end
+    end
+    if i % CHUNK == 0 or i == #layout then
+      redis.call('HSET', PLACE, unpack(places))
+      places = {}
+      if #nexts > 0 then
+        redis.call('HSET', NEXT, unpack(nexts))
+        nexts = {}
+      end
+      if #members > 0 then
+        redis.call('ZADD', FREE, unpack(members))
+        members = {}
+      end
+    end
+  end
+  redis.call('HSET', EV, 'fx', 1)
+end
+
+local free_index_ready = false
+
+-- Makes sure the event has its free-seat index before a script reads or writes it: one
+-- HEXISTS per script call, and the build for an event made before the index.
+local function ensure_free_index()
+  if not free_index_ready then
+    if redis.call('HEXISTS', EV, 'fx') == 0 then
+      build_free_index(cjson.decode(redis.call('GET', LAYOUT) or '[]'))
+    end
+    free_index_ready = true
+  end
+end
+
+-- Seat `i`'s PLACE record: {seat id, section, category}.
+local function place(i)
+  return cjson.decode(redis.call('HGET', PLACE, i))
+end
+
+-- Takes seat `i` (layout index): ST marks it `state` ('h<reservation id>', 's' or 'b') and,
+-- if it was free, it leaves FREE. Answers whether it was free. Every write of a state goes
+-- through here, also from one taken state to another (held to sold, sold to blocked).
+local function take_seat(i, state)
+  ensure_free_index()
+  if redis.call('HSET', ST, i, state) == 0 then
+    return false
+  end
+  local seat = place(i)
+  redis.call('ZREM', FREE, free_members(tonumber(i), seat[2], seat[3]))
+  return true
+end
+
+-- Where adjacent walks of this script call may resume: prefix -> {count -> layout index},
+-- no candidate of the prefix before that index starting a run of that many (NO_RUN: none
+-- at all). Taking seats never makes a run, so it stays true until a seat is freed, and
+-- free_seat forgets it all. A batch of reserves walks a fragmented part of the layout
+-- once instead of once per request.
+local walk_resume = {}
+-- Beyond every layout index.
+local NO_RUN = 10 ^ INDEX_DIGITS
+
+-- Frees seat `i`: it leaves ST and, if it was taken, joins FREE. Answers whether it was
+-- taken.
+local function free_seat(i)
+  ensure_free_index()
+  if redis.call('HDEL', ST, i) == 0 then
+    return false
+  end
+  local seat = place(i)
+  local a, s, c, x = free_members(tonumber(i), seat[2], seat[3])
+  redis.call('ZADD', FREE, 0, a, 0, s, 0, c, 0, x)
+  walk_resume = {}
+  return true
+end
+
+-- The FREE prefix of `best`'s candidates (by its section and category) and the bounds of
+-- their range: from the prefix to the prefix with its last '\0' raised to '\1', exclusive.
+local function free_range(best)
+  local prefix
+  if best.section and best.category then
+    prefix = 'x\0' .. best.section .. '\0' .. best.category .. '\0'
+  elseif best.section then
+    prefix = 's\0' .. best.section .. '\0'
+  elseif best.category then
+    prefix = 'c\0' .. best.category .. '\0'
+  else
+    prefix = 'a\0'
+  end
+  return prefix, '[' .. prefix, '(' .. string.sub(prefix, 1, -2) .. '\1'
+end
+
+-- The layout index a FREE member ends in.
+local function member_index(member)
+  return tonumber(string.sub(member, -INDEX_DIGITS))
+end
+
+-- The seat ids of layout indices `picks`.
+local function seat_ids(picks)
+  local ids = {}
+  for k, raw in ipairs(redis.call('HMGET', PLACE, unpack(picks))) do
+    ids[k] = cjson.decode(raw)[1]
+  end
+  return ids
+end
+
+-- Candidates an adjacent walk reads at first, and at most, per page (it doubles).
+local WALK_PAGE_MIN, WALK_PAGE_MAX = 32, 1024
+
+-- The adjacent walk of pick_best: pages of candidates in layout order, each one ZRANGEBYLEX
+-- and one HMGET of NEXT, until a candidate starts a run; answers the run, or nil. A seat
+-- between a page's first and last candidate is a candidate exactly when the page holds it,
+-- so passing a candidate that starts no run costs table lookups only; a run that leaves its
+-- page costs an HGET and a ZSCORE per seat outside it.
+local function adjacent_run(best, excluded, prefix, low, high)
+  local size, from = math.max(WALK_PAGE_MIN, 4 * best.count), low
+  while true do
+    local members = redis.call('ZRANGEBYLEX', FREE, from, high, 'LIMIT', 0, size)
+    if #members == 0 then
+      return nil
+    end
+    local page, at = {}, {}
+    for k, member in ipairs(members) do
+      page[k] = member_index(member)
+      at[page[k]] = k
+    end
+    local nexts = redis.call('HMGET', NEXT, unpack(page))
+    local first, last = page[1], page[#page]
+    -- The seat numbered one more than seat `i` in its row, if it is a candidate.
+    local function following(i)
+      local j
+      if at[i] then
+        j = tonumber(nexts[at[i]])
+      else
+        j = tonumber(redis.call('HGET', NEXT, i))
+      end
+      if not j or excluded[j] then
+        return nil
+      elseif j >= first and j <= last then
+        return at[j] and j
+      elseif redis.call('ZSCORE', FREE, prefix .. string.format(INDEX_FORMAT, j)) then
+        return j
+      end
+      return nil
+    end
+    for _, start in ipairs(page) do
+      if not excluded[start] then
+        local run, i = { start }, start
+        while #run < best.count do
+          i = following(i)
+          if not i then
+            break
+          end
+          run[#run + 1] = i
+        end
+        if #run == best.count then
+          return run
+        end
+      end
+    end
+    if #members < size then
+      return nil
+    end
+    from = '(' .. members[#members]
+    size = math.min(2 * size, WALK_PAGE_MAX)
+  end
+end
+
+-- Best available, as ticketing_core's reference model has it (testkit/model.rs): the
+-- candidates are the free seats of `best.section` and `best.category` (each when given) not
+-- in `excluded` (layout index -> true: the request's own seats, all free); the picks are the
+-- first `best.count` in layout order or, with `best.adjacent`, the first candidate in layout
+-- order that starts `best.count` consecutive numbers of one row, all candidates. Answers
+-- the picks (layout indices) and their seat ids, or nil, nil and the number of candidates.
+local function pick_best(best, excluded)
+  ensure_free_index()
+  local prefix, low, high = free_range(best)
+  local excluded_count = 0
+  for _ in pairs(excluded) do
+    excluded_count = excluded_count + 1
+  end
+  if not best.adjacent then
+    -- Read past the excluded seats in case they come first.
+    local members = redis.call('ZRANGEBYLEX', FREE, low, high, 'LIMIT', 0,
+      best.count + excluded_count)
+    local picks = {}
+    for _, member in ipairs(members) do
+      local i = member_index(member)
+      if not excluded[i] and #picks < best.count then
+        picks[#picks + 1] = i
+      end
+    end
+    if #picks < best.count then
+      -- The range held fewer members than read, so the picks are every candidate.
+      return nil, nil, #picks
+    end
+    return picks, seat_ids(picks)
+  end
+  local candidates = redis.call('ZLEXCOUNT', FREE, low, high)
+  for i in pairs(excluded) do
+    if redis.call('ZSCORE', FREE, prefix .. string.format(INDEX_FORMAT, i)) then
+      candidates = candidates - 1
+    end
+  end
+  if candidates < best.count then
+    return nil, nil, candidates
+  end
+  -- A run of `count` holds a shorter one at the same start, so what was learnt for any
+  -- count up to this one tells where to start.
+  local resume, learnt = 1, walk_resume[prefix] or {}
+  for count, at in pairs(learnt) do
+    if count <= best.count and at > resume then
+      resume = at
+    end
+  end
+  local run = nil
+  if resume < NO_RUN then
+    low = '[' .. prefix .. string.format(INDEX_FORMAT, resume)
+    run = adjacent_run(best, excluded, prefix, low, high)
+  end
+  -- Excluded seats are no candidates only for this request: learn from the others alone.
+  if next(excluded) == nil then
+    learnt[best.count] = run and run[1] or NO_RUN
+    walk_resume[prefix] = learnt
+  end
+  if not run then
+    return nil, nil, candidates
+  end
+  return run, seat_ids(run)
+end
+
 -- An active reservation leaves the active state: its holder's counters and the due index.
 local function leave_active(r)
   hc_add('r:' .. r.h, -1)
@@ -121,7 +426,7 @@ local function release(r)
   local mark = 'h' .. r.id
   for _, idx in ipairs(r.si) do
     if redis.call('HGET', ST, idx) == mark then
-      redis.call('HDEL', ST, idx)
+      free_seat(idx)
     end
   end
   for i, g in ipairs(r.g) do
@@ -129,9 +434,17 @@ local function release(r)
   end
 end
 
+-- The time at which this script call finalized every lapsed reservation. Nothing lapses
+-- again at that time (every hold made or extended here ends later), so a reserve batch
+-- looks at DUE once, not once per request.
+local finalized_at = nil
+
 -- Finalizes lapsed active reservations (earliest expiry first, then id), up to `limit`
 -- (all when nil); returns how many.
 local function finalize_lapsed(now, limit)
+  if finalized_at == now then
+    return 0
+  end
   local ids
   if limit then
     ids = redis.call('ZRANGEBYSCORE', DUE, '-inf', now, 'LIMIT', 0, limit)
@@ -151,6 +464,9 @@ local function finalize_lapsed(now, limit)
     else
       redis.call('ZREM', DUE, id)
     end
+  end
+  if not limit then
+    finalized_at = now
   end
   return count
 end
@@ -192,6 +508,18 @@ local function load_tkt(id)
   return cjson.decode(raw)
 end
 
+-- An order as ticketing_core::Order reads it, from its record and its tickets' records.
+local function order_view(o, tickets, event_id)
+  local views = {}
+  for i, t in ipairs(tickets) do
+    views[i] = ticket_json(t, event_id)
+  end
+  return {
+    id = o.id, event = event_id, reservation = o.r, holder = o.h, payment_id = o.p,
+    tickets = views, created_at = o.c,
+  }
+end
+
 local function order_json(id, event_id)
   local raw = redis.call('HGET', ORD, id)
   if not raw then
@@ -200,12 +528,9 @@ local function order_json(id, event_id)
   local o = cjson.decode(raw)
   local tickets = {}
   for i, tid in ipairs(o.t) do
-    tickets[i] = ticket_json(load_tkt(tid), event_id)
+    tickets[i] = load_tkt(tid)
   end
-  return {
-    id = o.id, event = event_id, reservation = o.r, holder = o.h, payment_id = o.p,
-    tickets = tickets, created_at = o.c,
-  }
+  return order_view(o, tickets, event_id)
 end
 
 local function ticket_conflict(t)

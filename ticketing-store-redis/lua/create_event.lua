@@ -27,6 +27,8 @@ if #args > 0 then
   redis.call('HSET', SEATS, unpack(args))
 end
 redis.call('SET', LAYOUT, ARGV[4])
+-- Every seat is free: all of them go into the free-seat index.
+build_free_index(layout)
 for i, pool in ipairs(pools) do
   redis.call('HSET', POOLS, pool[1], i)
   redis.call('HSET', PC, 'c' .. i, pool[2], 'h' .. i, 0, 's' .. i, 0, 'b' .. i, 0)

@@ -55,9 +55,9 @@ for _, t in ipairs(tickets) do
     if t.k == 's' then
       seat_order[#seat_order + 1] = { t.x, t.i }
       if to == 'blocked' then
-        redis.call('HSET', ST, t.x, 'b')
+        take_seat(t.x, 'b')
       else
-        redis.call('HDEL', ST, t.x)
+        free_seat(t.x)
       end
     else
       redis.call('HINCRBY', PC, 's' .. t.x, -1)

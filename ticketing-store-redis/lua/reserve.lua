@@ -18,26 +18,6 @@ local p = policy()
 if p.wl then
   settle(now)
 end
-local layout_cache = nil
-local function layout()
-  if not layout_cache then
-    layout_cache = cjson.decode(redis.call('GET', LAYOUT) or '[]')
-  end
-  return layout_cache
-end
-
--- Best available among free seats not in `excluded`; picks (indices) or nil and the number
--- of candidates.
-local function best_picks(best, excluded)
-  local taken = {}
-  for _, idx in ipairs(redis.call('HKEYS', ST)) do
-    taken[tonumber(idx)] = true
-  end
-  for idx in pairs(excluded) do
-    taken[idx] = true
-  end
-  return best_seats(layout(), taken, best)
-end
 
 local function reserve_fresh(q)
   local ttl = q.ttl or p.ttl
@@ -45,13 +25,15 @@ local function reserve_fresh(q)
     return fail('invalid_request', { field = 'ttl_seconds',
       reason = 'this event allows at most ' .. p.ttl_max .. ' seconds' })
   end
+  -- One HMGET for all the request's seats (and one for their states below), not one call
+  -- each: a batch holds hundreds of requests.
   local sidx = {}
+  local found = #q.seats > 0 and redis.call('HMGET', SEATS, unpack(q.seats)) or {}
   for i, seat in ipairs(q.seats) do
-    local idx = redis.call('HGET', SEATS, seat)
-    if not idx then
+    if not found[i] then
       return fail('not_found', { entity = 'seat', id = seat })
     end
-    sidx[i] = tonumber(idx)
+    sidx[i] = tonumber(found[i])
   end
   local gidx = {}
   for i, g in ipairs(q.ga) do
@@ -83,8 +65,9 @@ local function reserve_fresh(q)
     return fail('limit_exceeded', { limit = 'seats', max = p.seats_max })
   end
   local taken = {}
-  for i, idx in ipairs(sidx) do
-    if redis.call('HEXISTS', ST, idx) == 1 then
+  local states = #sidx > 0 and redis.call('HMGET', ST, unpack(sidx)) or {}
+  for i in ipairs(sidx) do
+    if states[i] then
       taken[#taken + 1] = q.seats[i]
     end
   end
@@ -106,14 +89,13 @@ local function reserve_fresh(q)
     for _, idx in ipairs(sidx) do
       excluded[idx] = true
     end
-    local picks, candidates = best_picks(q.best, excluded)
+    local picks, ids, candidates = pick_best(q.best, excluded)
     if not picks then
       return fail('sold_out', { remaining = candidates })
     end
-    local all = layout()
-    for _, idx in ipairs(picks) do
+    for k, idx in ipairs(picks) do
       sidx[#sidx + 1] = idx
-      seats[#seats + 1] = all[idx][1]
+      seats[#seats + 1] = ids[k]
     end
   end
   local expires = now + ttl * 1000
@@ -121,7 +103,7 @@ local function reserve_fresh(q)
     c = now, e = expires, t = q.tok, cr = q.cr }
   local mark = 'h' .. r.id
   for _, idx in ipairs(sidx) do
-    redis.call('HSET', ST, idx, mark)
+    take_seat(idx, mark)
   end
   for i, g in ipairs(q.ga) do
     redis.call('HINCRBY', PC, 'h' .. gidx[i], g.quantity)

@@ -1,4 +1,4 @@
--- The waitlist and best available: shared by every event script, after common.lua.
+-- The waitlist: shared by every event script, after common.lua.
 --
 -- An event has a waitlist when EV's `wl` field holds its offer TTL in seconds. Every
 -- script of such an event that finalizes lapsed reservations or frees items serves the
@@ -12,47 +12,6 @@
 -- The event's offer TTL in seconds, or nil without a waitlist.
 local function waitlist_ttl()
   return tonumber(redis.call('HGET', EV, 'wl') or '')
-end
-
--- Best available among the seats of `seats` (the layout) not in `taken` (layout index ->
--- true): the first `best.count` in layout order matching section and category, or with
--- `best.adjacent` the first run of that many consecutive numbers in one row. Answers the
--- picks (indices) or nil, and the number of candidates.
-local function best_seats(seats, taken, best)
-  local candidates = {}
-  for i, seat in ipairs(seats) do
-    if not taken[i]
-      and (best.section == nil or seat[2] == best.section)
-      and (best.category == nil or seat[5] == best.category) then
-      candidates[#candidates + 1] = i
-      if not best.adjacent and #candidates == best.count then
-        return candidates, #candidates
-      end
-    end
-  end
-  if not best.adjacent or #candidates < best.count then
-    return nil, #candidates
-  end
-  local place = {}
-  for _, i in ipairs(candidates) do
-    local seat = seats[i]
-    place[seat[2] .. '\0' .. seat[3] .. '\0' .. seat[4]] = i
-  end
-  for _, start in ipairs(candidates) do
-    local seat = seats[start]
-    local run = {}
-    for offset = 0, best.count - 1 do
-      local i = place[seat[2] .. '\0' .. seat[3] .. '\0' .. (seat[4] + offset)]
-      if not i then
-        break
-      end
-      run[#run + 1] = i
-    end
-    if #run == best.count then
-      return run, #candidates
-    end
-  end
-  return nil, #candidates
 end
 
 local function load_entry(id)
@@ -90,7 +49,7 @@ local function make_offer(e, seats, sidx, ga, gi, now, ttl)
     e = now + ttl * 1000, t = e.t }
   local mark = 'h' .. r.id
   for _, idx in ipairs(sidx) do
-    redis.call('HSET', ST, idx, mark)
+    take_seat(idx, mark)
   end
   for i, g in ipairs(ga) do
     redis.call('HINCRBY', PC, 'h' .. gi[i], g.quantity)
@@ -115,7 +74,6 @@ local function serve(now, from)
     return 0
   end
   local ttl = waitlist_ttl()
-  local layout, taken, free_seats = nil, nil, 0
   local free_units, failed = {}, {}
   local offered = 0
   for _, id in ipairs(ids) do
@@ -139,28 +97,11 @@ local function serve(now, from)
         end
         free_units[e.pi] = free
       else
-        if layout == nil then
-          layout = cjson.decode(redis.call('GET', LAYOUT) or '[]')
-          taken = {}
-          local unavailable = 0
-          for _, idx in ipairs(redis.call('HKEYS', ST)) do
-            taken[tonumber(idx)] = true
-            unavailable = unavailable + 1
-          end
-          free_seats = #layout - unavailable
-        end
-        if free_seats >= e.q then
-          local picks = best_seats(layout, taken,
-            { count = e.q, adjacent = e.a, section = e.sec })
-          if picks then
-            for i, idx in ipairs(picks) do
-              taken[idx] = true
-              sidx[i] = idx
-              seats[i] = layout[idx][1]
-            end
-            free_seats = free_seats - e.q
-            satisfied = true
-          end
+        -- make_offer takes the picks out of the free-seat index before the next pick.
+        local picks, ids = pick_best({ count = e.q, adjacent = e.a, section = e.sec }, {})
+        if picks then
+          sidx, seats = picks, ids
+          satisfied = true
         end
       end
       if satisfied then

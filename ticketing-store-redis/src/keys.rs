@@ -22,10 +22,17 @@ const _: () = assert!(TAG_BYTES * 8 == TAG_LENGTH * 5);
 pub(crate) const PREFIX_LENGTH_MAX: usize = 64;
 
 /// The names of an event's keys, in the order every event script receives them as KEYS.
-const EVENT_KEY_NAMES: [&str; 19] = [
+const EVENT_KEY_NAMES: [&str; 22] = [
     "ev", "seats", "layout", "st", "pools", "pc", "rsv", "due", "hc", "ord", "tkt", "code", "rrec",
-    "crec", "rect", "log", "wq", "we", "wh",
+    "crec", "rect", "log", "wq", "we", "wh", "free", "place", "next",
 ];
+
+/// Digits of a layout index in the free-seat index's members (`INDEX_DIGITS` in
+/// `lua/common.lua`): zero-padded so that byte order is layout order, which holds only while
+/// every index fits.
+const FREE_INDEX_DIGITS: u32 = 6;
+const _: () =
+    assert!(ticketing_core::validate::SEATS_PER_EVENT_MAX < 10usize.pow(FREE_INDEX_DIGITS));
 
 /// An event's hash tag: base32 of the first 80 bits of the SHA-256 of its id.
 pub(crate) fn tag(event: &EventId) -> String {
@@ -153,6 +160,7 @@ mod tests {
     fn keys_share_one_tag_and_prefixes_refuse_braces() {
         let keys = Keys::new("t:".to_owned());
         let event = keys.event("ABCDEFGHIJKLMNOP");
+        assert_eq!(event.len(), 22);
         assert!(
             event
                 .iter()

@@ -317,7 +317,7 @@ async fn huge_lists_are_refused_or_handled_whole() {
             .count(),
         validate::SEATS_PER_BLOCK_MAX
     );
-    // Best available scans the whole layout past the blocked and held seats.
+    // Best available finds the first free seat past the blocked and held ones.
     let request = ReserveRequest::new(event.clone(), HolderId::new("b").unwrap()).best_available(
         BestAvailable {
             count: 3,
