@@ -28,6 +28,11 @@
 //! whose token hash is the entry's. An event without a waitlist pays a flag read from the
 //! event row it locks anyway.
 //!
+//! **Best available.** Indexes hold the free seats of each event, section, category and row
+//! (migration 0009): picking N seats walks the free seats in layout order and stops at the
+//! answer, instead of reading every seat of the event under its row lock. One SQL picker,
+//! `ticketing_pick_seats`, serves reserve and the waitlist's serve step.
+//!
 //! **Why GA pools are not striped.** Striping a pool's counter over several rows removes a
 //! queue on one row. Here every change of an event also takes the event's row — the change
 //! log's gap-free sequence needs one writer per event at a time — so a striped pool would
