@@ -9,8 +9,9 @@
 //! (`tests/conformance.rs`). `reserve_batch` is one round trip (every event of the batch locked
 //! in id order first); serialization failures and deadlocks are retried a bounded number of
 //! times; `statement_cache(false)` suits PgBouncer's transaction mode; the kit also passes
-//! through [`ticketing_core::Coalescing`] (group commit). `tests/durability.rs` kills a
-//! private server with SIGKILL mid-run and finds every acknowledged commit after restart.
+//! through `ticketing_core::Coalescing` (group commit; ticketing-core's `tokio` feature).
+//! `tests/durability.rs` kills a private server with SIGKILL mid-run and finds every
+//! acknowledged commit after restart.
 //! `examples/pg_bench.rs` measures it against pgbench (BENCHMARKS.md).
 //!
 //! **Waiting rooms.** [`PgWaitingRoom`] ([`PgStore::waiting_room`]) implements
@@ -37,8 +38,8 @@
 //! queue on one row. Here every change of an event also takes the event's row — the change
 //! log's gap-free sequence needs one writer per event at a time — so a striped pool would
 //! remove a queue behind which an identical one stands. The lever for a hot event is
-//! batching: `reserve_batch` and [`ticketing_core::Coalescing`] put many reservations under
-//! one lock, one round trip and one WAL flush.
+//! batching: `reserve_batch` and `ticketing_core::Coalescing` (ticketing-core's `tokio`
+//! feature) put many reservations under one lock, one round trip and one WAL flush.
 //!
 //! **How a batch runs.** On a batch of one event (what `Coalescing` sends), consecutive
 //! requests for named seats and GA units are decided one after the other against the
