@@ -1,10 +1,11 @@
-//! Group commit for reservations: concurrent `reserve` calls for one event become one
-//! `reserve_batch` call.
+//! Group commit: concurrent `reserve` calls for one event become one `reserve_batch` call,
+//! and concurrent `commit` calls one `commit_batch` call.
 //!
 //! A durable backend pays a round trip (and, on PostgreSQL, the event's lock and a WAL flush)
 //! per call; at a flash sale's peak most of that is waiting. [`Coalescing`] queues each
-//! `reserve` per event; while a batch for that event is in flight, new calls wait in the queue
-//! and go together in the next one. Under no load a call goes alone at once (no added wait
+//! `reserve` per event, and each `commit` in one queue for all events (a commit names its
+//! reservation, not its event); while a batch of a queue is in flight, new calls wait and go
+//! together in the next one. Under no load a call goes alone at once (no added wait
 //! unless [`CoalescingConfig::max_wait`] asks for one); under load batches grow up to
 //! [`CoalescingConfig::max_batch`]. Every caller gets its own result; requests are
 //! independent inside a batch, so one caller's bad input never fails another's.
@@ -17,6 +18,7 @@
 //! reservation id to find it again.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,7 +44,7 @@ use crate::waitlist::{WaitlistEntry, WaitlistJoined, WaitlistRequest, WaitlistSt
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CoalescingConfig {
-    /// The most reservations in one batch (at most [`validate::BATCH_SIZE_MAX`]).
+    /// The most calls in one batch (at most [`validate::BATCH_SIZE_MAX`]).
     pub max_batch: usize,
     /// How long the first call of an idle event waits for company before its batch goes.
     /// Zero (the default): batches form only from calls that arrive while one is in flight.
@@ -72,23 +74,59 @@ impl CoalescingConfig {
     }
 }
 
-type Waiter = (ReserveRequest, oneshot::Sender<Result<Reservation>>);
+/// A queued call: its request and where its answer goes.
+type Waiter<R, O> = (R, oneshot::Sender<Result<O>>);
 
-/// Per event: the calls waiting for the next batch, and whether a drain task runs.
-#[derive(Default)]
-struct Queue {
-    waiting: Vec<Waiter>,
+/// Calls waiting for the next batch of one queue, and whether a drain task runs for it.
+struct Queue<R, O> {
+    waiting: Vec<Waiter<R, O>>,
     draining: bool,
 }
+
+impl<R, O> Default for Queue<R, O> {
+    fn default() -> Self {
+        Self {
+            waiting: Vec::new(),
+            draining: false,
+        }
+    }
+}
+
+impl<R, O> Queue<R, O> {
+    /// Queues a call; true when no drain task runs for this queue yet (the caller starts one).
+    fn push(&mut self, waiter: Waiter<R, O>) -> bool {
+        self.waiting.push(waiter);
+        !std::mem::replace(&mut self.draining, true)
+    }
+
+    /// The next batch, at most `max` calls in arrival order; `None` when nothing waits, and
+    /// the queue is then idle (the next call starts a new drain task).
+    fn next_batch(&mut self, max: usize) -> Option<Vec<Waiter<R, O>>> {
+        if self.waiting.is_empty() {
+            self.draining = false;
+            return None;
+        }
+        let take = self.waiting.len().min(max);
+        Some(self.waiting.drain(..take).collect())
+    }
+}
+
+type ReserveQueue = Queue<ReserveRequest, Reservation>;
+type CommitQueue = Queue<(ReservationId, CommitRequest), Order>;
 
 struct Shared<S> {
     inner: S,
     config: CoalescingConfig,
-    queues: Mutex<HashMap<EventId, Queue>>,
+    /// Reserves, per event: a batch names one event, so it takes one event's lock.
+    reserves: Mutex<HashMap<EventId, ReserveQueue>>,
+    /// Commits of every event: a commit names its reservation, not its event, so commits
+    /// share one queue and a batch may span events (the store locks them in order).
+    commits: Mutex<CommitQueue>,
 }
 
 /// An [`InventoryStore`] that turns concurrent `reserve` calls for one event into
-/// `reserve_batch` calls of the store it wraps; every other operation goes straight through.
+/// `reserve_batch` calls, and concurrent `commit` calls into `commit_batch` calls, of the
+/// store it wraps; every other operation goes straight through.
 /// Needs a tokio runtime (feature `tokio`).
 pub struct Coalescing<S> {
     shared: Arc<Shared<S>>,
@@ -114,7 +152,8 @@ impl<S: InventoryStore + 'static> Coalescing<S> {
             shared: Arc::new(Shared {
                 inner,
                 config,
-                queues: Mutex::new(HashMap::new()),
+                reserves: Mutex::new(HashMap::new()),
+                commits: Mutex::new(Queue::default()),
             }),
         }
     }
@@ -126,29 +165,24 @@ impl<S: InventoryStore + 'static> Coalescing<S> {
 }
 
 impl<S: InventoryStore + 'static> Shared<S> {
-    /// Runs batches for `event` until its queue is empty.
-    async fn drain(self: Arc<Self>, event: EventId) {
+    /// Runs batches until `next_batch` finds its queue empty: each batch through `run`, in
+    /// a task of its own so that a store that panics fails that batch's callers and the
+    /// queue goes on.
+    async fn drain<R, O, F>(
+        self: Arc<Self>,
+        mut next_batch: impl FnMut(&Self) -> Option<Vec<Waiter<R, O>>> + Send,
+        run: impl Fn(Arc<Self>, Vec<R>) -> F + Send,
+    ) where
+        R: Send + 'static,
+        O: Send + 'static,
+        F: Future<Output = Vec<Result<O>>> + Send + 'static,
+    {
         if !self.config.max_wait.is_zero() {
             tokio::time::sleep(self.config.max_wait).await;
         }
-        loop {
-            let batch: Vec<Waiter> = {
-                let mut queues = self.queues.lock();
-                let Some(queue) = queues.get_mut(&event) else {
-                    return;
-                };
-                if queue.waiting.is_empty() {
-                    queues.remove(&event);
-                    return;
-                }
-                let take = queue.waiting.len().min(self.config.max_batch);
-                queue.waiting.drain(..take).collect()
-            };
+        while let Some(batch) = next_batch(&self) {
             let (requests, senders): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-            // In a task of its own, so that a store that panics fails this batch's callers
-            // and the queue goes on.
-            let shared = self.clone();
-            let results = tokio::spawn(async move { shared.inner.reserve_batch(requests).await })
+            let results = tokio::spawn(run(self.clone(), requests))
                 .await
                 .unwrap_or_default();
             let mut results = results.into_iter();
@@ -164,6 +198,43 @@ impl<S: InventoryStore + 'static> Shared<S> {
             }
         }
     }
+
+    /// Runs the reserve batches of `event` until its queue is empty.
+    async fn drain_reserves(self: Arc<Self>, event: EventId) {
+        let max = self.config.max_batch;
+        self.drain(
+            move |shared: &Self| {
+                let mut queues = shared.reserves.lock();
+                let batch = queues.get_mut(&event)?.next_batch(max);
+                if batch.is_none() {
+                    queues.remove(&event);
+                }
+                batch
+            },
+            |shared, requests| async move { shared.inner.reserve_batch(requests).await },
+        )
+        .await;
+    }
+
+    /// Runs commit batches until the commit queue is empty.
+    async fn drain_commits(self: Arc<Self>) {
+        let max = self.config.max_batch;
+        self.drain(
+            move |shared: &Self| shared.commits.lock().next_batch(max),
+            |shared, commits| async move { shared.inner.commit_batch(commits).await },
+        )
+        .await;
+    }
+}
+
+/// A queued call's answer, once its batch has run.
+async fn answer<O>(receiver: oneshot::Receiver<Result<O>>) -> Result<O> {
+    receiver.await.map_err(|_| {
+        Error::backend(
+            "coalescing",
+            std::io::Error::other("the batch task ended without an answer"),
+        )
+    })?
 }
 
 #[async_trait]
@@ -171,21 +242,17 @@ impl<S: InventoryStore + 'static> InventoryStore for Coalescing<S> {
     async fn reserve(&self, request: ReserveRequest) -> Result<Reservation> {
         let (sender, receiver) = oneshot::channel();
         let event = request.event.clone();
-        let start_drain = {
-            let mut queues = self.shared.queues.lock();
-            let queue = queues.entry(event.clone()).or_default();
-            queue.waiting.push((request, sender));
-            !std::mem::replace(&mut queue.draining, true)
-        };
+        let start_drain = self
+            .shared
+            .reserves
+            .lock()
+            .entry(event.clone())
+            .or_default()
+            .push((request, sender));
         if start_drain {
-            tokio::spawn(self.shared.clone().drain(event));
+            tokio::spawn(self.shared.clone().drain_reserves(event));
         }
-        receiver.await.map_err(|_| {
-            Error::backend(
-                "coalescing",
-                std::io::Error::other("the batch task ended without an answer"),
-            )
-        })?
+        answer(receiver).await
     }
 
     async fn reserve_batch(&self, requests: Vec<ReserveRequest>) -> Vec<Result<Reservation>> {
@@ -220,7 +287,23 @@ impl<S: InventoryStore + 'static> InventoryStore for Coalescing<S> {
     }
 
     async fn commit(&self, reservation: &ReservationId, request: CommitRequest) -> Result<Order> {
-        self.shared.inner.commit(reservation, request).await
+        let (sender, receiver) = oneshot::channel();
+        let start_drain = self
+            .shared
+            .commits
+            .lock()
+            .push(((reservation.clone(), request), sender));
+        if start_drain {
+            tokio::spawn(self.shared.clone().drain_commits());
+        }
+        answer(receiver).await
+    }
+
+    async fn commit_batch(
+        &self,
+        commits: Vec<(ReservationId, CommitRequest)>,
+    ) -> Vec<Result<Order>> {
+        self.shared.inner.commit_batch(commits).await
     }
 
     async fn extend(
@@ -288,6 +371,7 @@ mod tests {
     struct Recorder {
         inner: MemoryStore,
         batches: Mutex<Vec<usize>>,
+        commit_batches: Mutex<Vec<usize>>,
     }
 
     fn unused<T>() -> Result<T> {
@@ -327,8 +411,20 @@ mod tests {
         async fn block(&self, _: &EventId, _: &[SeatId], _: bool) -> Result<()> {
             unused()
         }
-        async fn commit(&self, _: &ReservationId, _: CommitRequest) -> Result<Order> {
-            unused()
+        async fn commit(
+            &self,
+            reservation: &ReservationId,
+            request: CommitRequest,
+        ) -> Result<Order> {
+            self.inner.commit(reservation, request).await
+        }
+        async fn commit_batch(
+            &self,
+            commits: Vec<(ReservationId, CommitRequest)>,
+        ) -> Vec<Result<Order>> {
+            self.commit_batches.lock().push(commits.len());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            self.inner.commit_batch(commits).await
         }
         async fn extend(
             &self,
@@ -374,6 +470,7 @@ mod tests {
         let recorder = Recorder {
             inner: MemoryStore::new(),
             batches: Mutex::new(Vec::new()),
+            commit_batches: Mutex::new(Vec::new()),
         };
         let store =
             Coalescing::with_config(recorder, CoalescingConfig::default().max_batch(max_batch));
@@ -441,6 +538,60 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(availability.pools[0].held, 56);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_commits_share_batches_and_keep_their_own_results() {
+        let store = store(16).await;
+        let mut holds = Vec::new();
+        for n in 0..48 {
+            holds.push(store.reserve(request(&format!("h{n}"), 1)).await.unwrap());
+        }
+        let calls: Vec<_> = holds
+            .into_iter()
+            .enumerate()
+            .map(|(n, hold)| {
+                let store = store.clone();
+                // Every 8th commit has the wrong token: it fails alone.
+                let token = if n % 8 == 0 {
+                    ReservationToken::generate()
+                } else {
+                    hold.token.unwrap()
+                };
+                let key = crate::IdempotencyKey::new(format!("k{n}")).unwrap();
+                tokio::spawn(async move {
+                    store
+                        .commit(&hold.id, CommitRequest::new(token, key))
+                        .await
+                        .map(|order| (order, hold.id))
+                })
+            })
+            .collect();
+        let mut sold = 0;
+        for (n, call) in calls.into_iter().enumerate() {
+            match call.await.unwrap() {
+                Ok((order, reservation)) => {
+                    assert_eq!(order.reservation, reservation, "each caller its own order");
+                    assert_eq!(order.holder.as_str(), format!("h{n}"));
+                    sold += 1;
+                }
+                Err(error) => {
+                    assert_eq!(n % 8, 0, "only the wrong tokens fail: {error}");
+                    assert_eq!(error.code(), "invalid_token");
+                }
+            }
+        }
+        assert_eq!(sold, 42);
+        let batches = store.inner().commit_batches.lock().clone();
+        assert_eq!(batches.iter().sum::<usize>(), 48);
+        assert!(batches.iter().all(|size| *size <= 16), "{batches:?}");
+        assert!(batches.len() < 48, "commits were batched: {batches:?}");
+        let availability = store
+            .availability(&EventId::new("e").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(availability.pools[0].sold, 42);
+        assert_eq!(availability.pools[0].held, 6);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -116,6 +116,22 @@ pub trait InventoryStore: Send + Sync {
     /// Tickets follow the reservation's order: its chosen seats, then its chosen GA units.
     async fn commit(&self, reservation: &ReservationId, request: CommitRequest) -> Result<Order>;
 
+    /// Runs independent commits, each all or nothing on its own and each with exactly the
+    /// answer [`InventoryStore::commit`] would give, as if run one after the other in the
+    /// given order (a repeat of an earlier commit of the same batch replays its outcome).
+    /// One round trip, and on a durable backend one transaction and one log flush, where the
+    /// backend can. Results are in request order. The default runs them one by one.
+    async fn commit_batch(
+        &self,
+        commits: Vec<(ReservationId, CommitRequest)>,
+    ) -> Vec<Result<Order>> {
+        let mut results = Vec::with_capacity(commits.len());
+        for (reservation, request) in commits {
+            results.push(self.commit(&reservation, request).await);
+        }
+        results
+    }
+
     /// Sets an active reservation's hold to end `ttl_seconds` from now; the total hold,
     /// from creation, may not exceed the event's maximum TTL.
     ///

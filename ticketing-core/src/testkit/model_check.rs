@@ -84,6 +84,8 @@ pub enum Op {
     /// the other.
     ReserveBatch(Vec<ReserveOp>),
     Commit(CommitOp),
+    /// Several commits in one `commit_batch` call; the model makes them one after the other.
+    CommitBatch(Vec<CommitOp>),
     Extend(ExtendOp),
     Cancel(CancelOp),
     Refund(RefundOp),
@@ -255,7 +257,15 @@ impl Op {
                 }
                 Op::ReserveBatch(batch)
             }
-            30..=47 => Op::Commit(input.arbitrary()?),
+            30..=44 => Op::Commit(input.arbitrary()?),
+            45..=47 => {
+                let count = input.int_in_range(2u8..=6)?;
+                let mut batch = Vec::with_capacity(usize::from(count));
+                for _ in 0..count {
+                    batch.push(input.arbitrary()?);
+                }
+                Op::CommitBatch(batch)
+            }
             48..=52 => Op::Extend(input.arbitrary()?),
             53..=58 => Op::Cancel(input.arbitrary()?),
             59..=62 => Op::Refund(input.arbitrary()?),
@@ -762,6 +772,91 @@ impl Harness<'_> {
         Ok(())
     }
 
+    /// The reservation ids and requests (store's, model's) a commit step makes.
+    fn commit_requests(
+        &self,
+        op: &CommitOp,
+        now: Timestamp,
+    ) -> (ReservationId, ReservationId, CommitRequest, CommitRequest) {
+        let (store_id, model_id, store_token, model_token) =
+            self.reservation_ids(op.reservation, op.token);
+        let key = IdempotencyKey::new(format!("key-{}", op.key % 24)).unwrap();
+        let payment = op
+            .payment
+            .map(|p| PaymentId::new(format!("pay-{}", p % 3)).unwrap());
+        // Mostly a subset of what the reservation holds (255: some other seat or
+        // pool, which is invalid), so partial commits succeed often.
+        let held = self.model.reservation(&model_id, now).ok();
+        let seats = op.seats.as_ref().map(|picks| {
+            let held_seats = held.as_ref().map(|r| r.seats.clone()).unwrap_or_default();
+            let mut chosen: Vec<SeatId> = Vec::new();
+            for pick in picks.iter().take(4) {
+                let seat = match held_seats.len() {
+                    0 => self.seat(*pick),
+                    _ if *pick == u8::MAX => self.seat(pick / 2),
+                    n => held_seats[usize::from(*pick) % n].clone(),
+                };
+                if !chosen.contains(&seat) {
+                    chosen.push(seat);
+                }
+            }
+            chosen
+        });
+        let ga = op.ga.as_ref().map(|picks| {
+            let held_ga = held.as_ref().map(|r| r.ga.clone()).unwrap_or_default();
+            let mut chosen: Vec<GaRequest> = Vec::new();
+            for (pick, quantity) in picks.iter().take(2) {
+                let request = match held_ga.len() {
+                    _ if *pick == u8::MAX || held_ga.is_empty() => {
+                        Self::ga(&[(*pick, *quantity)]).remove(0)
+                    }
+                    n => {
+                        let held = &held_ga[usize::from(*pick) % n];
+                        GaRequest {
+                            pool: held.pool.clone(),
+                            quantity: 1 + u32::from(*quantity) % (held.quantity + 1),
+                        }
+                    }
+                };
+                if !chosen.iter().any(|c| c.pool == request.pool) {
+                    chosen.push(request);
+                }
+            }
+            chosen
+        });
+        let request = |token: ReservationToken| CommitRequest {
+            token,
+            idempotency_key: key.clone(),
+            payment_id: payment.clone(),
+            seats: seats.clone(),
+            ga: ga.clone(),
+        };
+        (
+            store_id,
+            model_id,
+            request(store_token),
+            request(model_token),
+        )
+    }
+
+    /// Compares a commit's answers and remembers the order and its tickets.
+    fn committed(&mut self, what: &str, s: Result<Order>, m: Result<Order>) -> Check {
+        if let Some((s, m)) = self.same(what, s, m, Self::compare_order)?
+            && !self.orders.iter().any(|(known, _)| known == &s.id)
+        {
+            for (st, mt) in s.tickets.iter().zip(&m.tickets) {
+                self.tickets.push(Issued {
+                    store_id: st.id.clone(),
+                    model_id: mt.id.clone(),
+                    store_codes: vec![st.code.clone()],
+                    model_codes: vec![mt.code.clone()],
+                });
+            }
+            self.orders.push((s.id, m.id));
+        }
+        Ok(())
+    }
+
     /// The request a reserve step makes.
     fn reserve_request(&self, op: &ReserveOp) -> ReserveRequest {
         let ReserveOp {
@@ -837,79 +932,34 @@ impl Harness<'_> {
                     self.reserved("reserve_batch", s, m)?;
                 }
             }
-            Op::Commit(CommitOp {
-                reservation,
-                token: token_choice,
-                key,
-                payment,
-                seats,
-                ga,
-            }) => {
-                let (store_id, model_id, store_token, model_token) =
-                    self.reservation_ids(*reservation, *token_choice);
-                let key = IdempotencyKey::new(format!("key-{}", key % 24)).unwrap();
-                let payment = payment.map(|p| PaymentId::new(format!("pay-{}", p % 3)).unwrap());
-                // Mostly a subset of what the reservation holds (255: some other seat or
-                // pool, which is invalid), so partial commits succeed often.
-                let held = self.model.reservation(&model_id, now).ok();
-                let seats = seats.as_ref().map(|picks| {
-                    let held_seats = held.as_ref().map(|r| r.seats.clone()).unwrap_or_default();
-                    let mut chosen: Vec<SeatId> = Vec::new();
-                    for pick in picks.iter().take(4) {
-                        let seat = match held_seats.len() {
-                            0 => self.seat(*pick),
-                            _ if *pick == u8::MAX => self.seat(pick / 2),
-                            n => held_seats[usize::from(*pick) % n].clone(),
-                        };
-                        if !chosen.contains(&seat) {
-                            chosen.push(seat);
-                        }
-                    }
-                    chosen
-                });
-                let ga = ga.as_ref().map(|picks| {
-                    let held_ga = held.as_ref().map(|r| r.ga.clone()).unwrap_or_default();
-                    let mut chosen: Vec<GaRequest> = Vec::new();
-                    for (pick, quantity) in picks.iter().take(2) {
-                        let request = match held_ga.len() {
-                            _ if *pick == u8::MAX || held_ga.is_empty() => {
-                                Self::ga(&[(*pick, *quantity)]).remove(0)
-                            }
-                            n => {
-                                let held = &held_ga[usize::from(*pick) % n];
-                                GaRequest {
-                                    pool: held.pool.clone(),
-                                    quantity: 1 + u32::from(*quantity) % (held.quantity + 1),
-                                }
-                            }
-                        };
-                        if !chosen.iter().any(|c| c.pool == request.pool) {
-                            chosen.push(request);
-                        }
-                    }
-                    chosen
-                });
-                let request = |token: ReservationToken| CommitRequest {
-                    token,
-                    idempotency_key: key.clone(),
-                    payment_id: payment.clone(),
-                    seats: seats.clone(),
-                    ga: ga.clone(),
-                };
-                let s = store.commit(&store_id, request(store_token)).await;
-                let m = self.model.commit(&model_id, request(model_token), now);
-                if let Some((s, m)) = self.same("commit", s, m, Self::compare_order)?
-                    && !self.orders.iter().any(|(known, _)| known == &s.id)
-                {
-                    for (st, mt) in s.tickets.iter().zip(&m.tickets) {
-                        self.tickets.push(Issued {
-                            store_id: st.id.clone(),
-                            model_id: mt.id.clone(),
-                            store_codes: vec![st.code.clone()],
-                            model_codes: vec![mt.code.clone()],
-                        });
-                    }
-                    self.orders.push((s.id, m.id));
+            Op::Commit(op) => {
+                let (store_id, model_id, store_request, model_request) =
+                    self.commit_requests(op, now);
+                let s = store.commit(&store_id, store_request).await;
+                let m = self.model.commit(&model_id, model_request, now);
+                self.committed("commit", s, m)?;
+            }
+            Op::CommitBatch(ops) => {
+                // Every request is made before the batch runs, from the state before it.
+                let requests: Vec<_> = ops.iter().map(|op| self.commit_requests(op, now)).collect();
+                let answers = store
+                    .commit_batch(
+                        requests
+                            .iter()
+                            .map(|(store_id, _, request, _)| (store_id.clone(), request.clone()))
+                            .collect(),
+                    )
+                    .await;
+                if answers.len() != requests.len() {
+                    return Err(format!(
+                        "commit_batch: {} answers to {} commits",
+                        answers.len(),
+                        requests.len()
+                    ));
+                }
+                for ((_, model_id, _, model_request), s) in requests.into_iter().zip(answers) {
+                    let m = self.model.commit(&model_id, model_request, now);
+                    self.committed("commit_batch", s, m)?;
                 }
             }
             Op::Extend(ExtendOp {
@@ -1364,6 +1414,8 @@ pub const MUST_COVER: &[&str] = &[
     "commit invalid_token",
     "commit reservation_expired",
     "commit reservation_not_active",
+    "commit_batch ok",
+    "commit_batch invalid_token",
     "extend ok",
     "cancel ok",
     "refund ok",

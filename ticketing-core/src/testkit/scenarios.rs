@@ -1077,6 +1077,72 @@ pub async fn reserve_batch_is_independent(t: TestStore) {
     f.check().await;
 }
 
+/// A commit batch answers each commit as one call after the other would: a repeat in the
+/// same batch replays the first outcome, one commit's failure does not fail the others.
+pub async fn commit_batch_is_independent(t: TestStore) {
+    let f = fixture(t, Policy::default(), None).await;
+    let a = f
+        .reserve(f.request("a").seats([seat("A-1")]))
+        .await
+        .unwrap();
+    let b = f
+        .reserve(f.request("b").seats([seat("A-2")]).ga(f.pool.clone(), 2))
+        .await
+        .unwrap();
+    let a_token = a.token.clone().unwrap();
+    let b_token = b.token.clone().unwrap();
+    let unknown = ReservationId::new("rsv_unknown").unwrap();
+    let mut b_ga = CommitRequest::new(b_token.clone(), key("b"));
+    b_ga.seats = Some(vec![]);
+    let results =
+        f.t.store
+            .commit_batch(vec![
+                (a.id.clone(), CommitRequest::new(a_token.clone(), key("a"))),
+                (a.id.clone(), CommitRequest::new(a_token.clone(), key("a"))),
+                (
+                    a.id.clone(),
+                    CommitRequest::new(a_token.clone(), key("a-again")),
+                ),
+                (
+                    b.id.clone(),
+                    CommitRequest::new(ReservationToken::generate(), key("b")),
+                ),
+                (
+                    unknown.clone(),
+                    CommitRequest::new(b_token.clone(), key("b")),
+                ),
+                (b.id.clone(), b_ga),
+            ])
+            .await;
+    assert_eq!(results.len(), 6);
+    let first = results[0].as_ref().unwrap();
+    assert_eq!(first.reservation, a.id);
+    assert_eq!(first.tickets.len(), 1);
+    assert_eq!(results[1].as_ref().unwrap(), first, "a repeat replays");
+    assert_eq!(
+        results[2].as_ref().unwrap_err(),
+        &Error::ReservationNotActive {
+            status: ReservationStatus::Committed
+        }
+    );
+    assert_eq!(results[3].as_ref().unwrap_err(), &Error::InvalidToken);
+    assert_eq!(results[4].as_ref().unwrap_err().code(), "not_found");
+    let b_order = results[5].as_ref().unwrap();
+    assert_eq!(b_order.reservation, b.id);
+    assert_eq!(b_order.tickets.len(), 2, "only the GA units were bought");
+    let seats = f.availability().await.seats;
+    assert_eq!(
+        (seats[0], seats[1]),
+        (SeatStatus::Sold, SeatStatus::Available),
+        "b's seat was released"
+    );
+    assert!(
+        f.t.store.commit_batch(vec![]).await.is_empty(),
+        "an empty batch has no answers"
+    );
+    f.check().await;
+}
+
 /// Generates the whole conformance suite for a backend: every scripted scenario, the
 /// model check and the stress run, each on a fresh store from `$factory` (an
 /// `async fn() -> TestStore`).
@@ -1102,6 +1168,7 @@ macro_rules! conformance_suite {
             reservation_limit,
             events_are_listed_in_pages,
             reserve_batch_is_independent,
+            commit_batch_is_independent,
         );
 
         #[test]
