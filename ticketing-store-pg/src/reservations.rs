@@ -78,7 +78,7 @@ impl PgStore {
             let ids: Vec<&str> = chunk.iter().map(|p| p.2.as_str()).collect();
             let tokens: Vec<Vec<u8>> = chunk.iter().map(|p| p.3.digest().to_vec()).collect();
             let answers = self
-                .call("reserve_batch", || {
+                .call_batch("reserve_batch", chunk.len(), || {
                     sqlx::query("SELECT ticketing_reserve_batch($1, $2, $3, $4, $5) AS answer")
                         .bind(self.now_param())
                         .bind(&documents)
@@ -88,21 +88,7 @@ impl PgStore {
                 })
                 .await;
             let answers = match answers {
-                Ok(serde_json::Value::Array(answers)) if answers.len() == chunk.len() => answers,
-                Ok(_) => {
-                    let error = Error::backend(
-                        "postgres",
-                        crate::PgFailure {
-                            operation: "reserve_batch",
-                            sqlstate: None,
-                            message: "unexpected answer from the database".to_owned(),
-                        },
-                    );
-                    for (position, ..) in chunk {
-                        results[*position] = Some(Err(error.clone()));
-                    }
-                    continue;
-                }
+                Ok(answers) => answers,
                 Err(error) => {
                     for (position, ..) in chunk {
                         results[*position] = Some(Err(error.clone()));
@@ -158,12 +144,7 @@ impl PgStore {
     ) -> Result<Order> {
         validate::check_commit(&request)?;
         let order = OrderId::generate(self.id_time());
-        let document = serde_json::json!({
-            "idempotency_key": request.idempotency_key,
-            "payment_id": request.payment_id,
-            "seats": request.seats,
-            "ga": request.ga,
-        });
+        let document = commit_document(&request);
         let digest = request.token.digest();
         let answer = self
             .call("commit", || {
@@ -177,6 +158,67 @@ impl PgStore {
             })
             .await?;
         decode("commit", answer)
+    }
+
+    /// Runs independent commits in one round trip and one transaction, each with the answer
+    /// [`PgStore::commit`] would give one after the other; results in request order.
+    /// Malformed requests are refused before anything is sent; more than
+    /// [`validate::BATCH_SIZE_MAX`] commits go in several round trips.
+    pub async fn commit_batch(
+        &self,
+        commits: Vec<(ReservationId, CommitRequest)>,
+    ) -> Vec<Result<Order>> {
+        let mut results: Vec<Option<Result<Order>>> = Vec::with_capacity(commits.len());
+        // (position in `results`, reservation, request document, token digest, order id).
+        let mut pending = Vec::new();
+        for (position, (reservation, request)) in commits.iter().enumerate() {
+            if let Err(error) = validate::check_commit(request) {
+                results.push(Some(Err(error)));
+                continue;
+            }
+            let order = OrderId::generate(self.id_time());
+            pending.push((
+                position,
+                reservation.as_str(),
+                commit_document(request),
+                request.token.digest().to_vec(),
+                order,
+            ));
+            results.push(None);
+        }
+        for chunk in pending.chunks(validate::BATCH_SIZE_MAX) {
+            let ids: Vec<&str> = chunk.iter().map(|p| p.1).collect();
+            let documents = serde_json::Value::Array(chunk.iter().map(|p| p.2.clone()).collect());
+            let tokens: Vec<&[u8]> = chunk.iter().map(|p| p.3.as_slice()).collect();
+            let orders: Vec<&str> = chunk.iter().map(|p| p.4.as_str()).collect();
+            let answers = self
+                .call_batch("commit_batch", chunk.len(), || {
+                    sqlx::query("SELECT ticketing_commit_batch($1, $2, $3, $4, $5, $6) AS answer")
+                        .bind(self.now_param())
+                        .bind(&ids)
+                        .bind(&tokens)
+                        .bind(&documents)
+                        .bind(&orders)
+                        .bind(to_db(Timestamp::from_millis(self.idempotency_retention_ms)))
+                })
+                .await;
+            match answers {
+                Ok(answers) => {
+                    for ((position, ..), answer) in chunk.iter().zip(answers) {
+                        results[*position] = Some(decode("commit_batch", answer));
+                    }
+                }
+                Err(error) => {
+                    for (position, ..) in chunk {
+                        results[*position] = Some(Err(error.clone()));
+                    }
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|result| result.unwrap_or_else(|| Err(Error::invalid("batch", "not run"))))
+            .collect()
     }
 
     /// Sets an active reservation's hold to end `ttl_seconds` from now, with the semantics of
@@ -278,6 +320,27 @@ impl PgStore {
             .map_err(backend(operation))
     }
 
+    /// Runs a batch function answering a jsonb array with one answer per request, in order.
+    /// An answer of another shape fails the whole batch with `backend`.
+    async fn call_batch<'q>(
+        &self,
+        operation: &'static str,
+        len: usize,
+        query: impl Fn() -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<Vec<serde_json::Value>> {
+        match self.call(operation, query).await? {
+            serde_json::Value::Array(answers) if answers.len() == len => Ok(answers),
+            _ => Err(Error::backend(
+                "postgres",
+                crate::PgFailure {
+                    operation,
+                    sqlstate: None,
+                    message: "unexpected answer from the database".to_owned(),
+                },
+            )),
+        }
+    }
+
     /// The time for the time part of generated ids (ordering only).
     pub(crate) fn id_time(&self) -> Timestamp {
         self.now_param().map_or_else(
@@ -285,4 +348,15 @@ impl PgStore {
             |millis| Timestamp::from_millis(u64::try_from(millis).unwrap_or(0)),
         )
     }
+}
+
+/// The commit request as the database functions read it (the token goes separately, as its
+/// digest).
+fn commit_document(request: &CommitRequest) -> serde_json::Value {
+    serde_json::json!({
+        "idempotency_key": request.idempotency_key,
+        "payment_id": request.payment_id,
+        "seats": request.seats,
+        "ga": request.ga,
+    })
 }

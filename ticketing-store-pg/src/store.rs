@@ -47,6 +47,13 @@ impl InventoryStore for PgStore {
         PgStore::commit(self, reservation, request).await
     }
 
+    async fn commit_batch(
+        &self,
+        commits: Vec<(ReservationId, CommitRequest)>,
+    ) -> Vec<Result<Order>> {
+        PgStore::commit_batch(self, commits).await
+    }
+
     async fn extend(
         &self,
         reservation: &ReservationId,
