@@ -9,8 +9,8 @@ use axum::Router;
 use clap::{Parser, ValueEnum};
 use ticketing_core::sweeper::{RoomSweeperStats, SweeperConfig};
 use ticketing_core::{
-    Error, EventId, EventSpec, InventoryStore, MemoryStore, MemoryWaitingRoom, PassKey, PoolId,
-    PoolSpec, Position, RoomSettings, Seat, SeatId, WaitingRoom, WaitlistStore,
+    Coalescing, Error, EventId, EventSpec, InventoryStore, MemoryStore, MemoryWaitingRoom, PassKey,
+    PoolId, PoolSpec, Position, RoomSettings, Seat, SeatId, WaitingRoom, WaitlistStore,
 };
 use ticketing_http::{HttpConfig, JwtConfig, RateLimit, Sweeper, WaitingRoomConfig};
 use ticketing_store_pg::{PgStore, PgStoreConfig};
@@ -59,6 +59,11 @@ pub struct ServerArgs {
     /// Redis URL, for `--store redis`.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+    /// On PostgreSQL and Redis, send each call on its own instead of gathering concurrent
+    /// reserves (per event) and commits into batches (`Coalescing`, one round trip and one
+    /// log flush per batch; a call that finds no batch in flight goes at once).
+    #[arg(long, env = "TICKETING_NO_COALESCE")]
+    pub no_coalesce: bool,
     /// Create the demo event: a 50,000-seat stadium (20 sections, 25 rows of 100) and a
     /// 10,000-place standing field.
     #[arg(long, env = "TICKETING_DEMO")]
@@ -156,12 +161,9 @@ pub async fn open_backend(args: &ServerArgs) -> Result<Backend, Error> {
                     "--store postgres needs --database-url or DATABASE_URL",
                 )
             })?;
-            let store = Arc::new(PgStore::connect(PgStoreConfig::new(url)).await?);
-            Ok(Backend {
-                rooms: Arc::new(store.waiting_room()),
-                store: store.clone(),
-                waitlist: Some(store),
-            })
+            let store = PgStore::connect(PgStoreConfig::new(url)).await?;
+            let rooms = Arc::new(store.waiting_room());
+            Ok(durable_backend(store, rooms, args))
         }
         StoreKind::Redis => {
             let url = args.redis_url.clone().ok_or_else(|| {
@@ -170,13 +172,29 @@ pub async fn open_backend(args: &ServerArgs) -> Result<Backend, Error> {
             let store = RedisStore::connect(RedisStoreConfig::new(url)).await?;
             let rooms = RedisWaitingRoom::new(&store);
             rooms.load_scripts().await?;
-            let store = Arc::new(store);
-            Ok(Backend {
-                store: store.clone(),
-                rooms: Arc::new(rooms),
-                waitlist: Some(store),
-            })
+            Ok(durable_backend(store, Arc::new(rooms), args))
         }
+    }
+}
+
+/// A durable store as the server's backend: behind `Coalescing` unless `--no-coalesce`.
+fn durable_backend<S>(store: S, rooms: Arc<dyn WaitingRoom>, args: &ServerArgs) -> Backend
+where
+    S: InventoryStore + WaitlistStore + 'static,
+{
+    if args.no_coalesce {
+        let store = Arc::new(store);
+        return Backend {
+            store: store.clone(),
+            rooms,
+            waitlist: Some(store),
+        };
+    }
+    let store = Arc::new(Coalescing::new(store));
+    Backend {
+        store: store.clone(),
+        rooms,
+        waitlist: Some(store),
     }
 }
 

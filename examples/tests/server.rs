@@ -231,3 +231,107 @@ async fn bad_room_flags_are_clear_errors() {
     let error = build(&ungated).await.unwrap_err();
     assert!(error.to_string().contains("--demo"), "{error}");
 }
+
+/// The server on a durable store, where `Coalescing` batches reserves and commits: many
+/// buyers at once each get their own reservation and order, and the pool sells exactly
+/// what they bought. The store's server must be reachable (this fails, never skips).
+async fn durable_server_sells_to_concurrent_buyers(store: &str, url_flag: &str, url: &str) {
+    let event = format!("coalesced-{store}-{}", std::process::id());
+    let args = ServerArgs::try_parse_from([
+        "ticketing-server",
+        "--store",
+        store,
+        url_flag,
+        url,
+        "--admin-key",
+        "k",
+        "--no-rate-limits",
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .unwrap();
+    let server = build(&args)
+        .await
+        .unwrap_or_else(|error| panic!("{store} must be reachable at {url}: {error}"));
+    let listener = tokio::net::TcpListener::bind(args.listen).await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(serve(listener, server.router, async {
+        let _ = stopped.await;
+    }));
+
+    let spec = json!({
+        "event_id": event,
+        "name": "Coalesced",
+        "seats": [],
+        "pools": [{"pool": "field", "name": "Field", "capacity": 100}],
+    });
+    let (status, created) = exchange(
+        address,
+        "POST",
+        "/v1/events",
+        &[("x-admin-key", "k")],
+        Some(&spec),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let buyers: Vec<_> = (0..24)
+        .map(|n| {
+            let event = event.clone();
+            tokio::spawn(async move {
+                let body = json!({"user_id": format!("buyer-{n}"), "ga": [{"pool": "field", "quantity": 2}]});
+                let path = format!("/v1/events/{event}/reservations");
+                let (status, held) = exchange(address, "POST", &path, &[], Some(&body)).await;
+                assert_eq!(status, 201, "{held}");
+                let id = held["reservation_id"].as_str().unwrap().to_owned();
+                let token = held["token"].as_str().unwrap().to_owned();
+                let key = format!("pay-{n}");
+                let headers = [
+                    ("reservation-token", token.as_str()),
+                    ("idempotency-key", key.as_str()),
+                ];
+                let path = format!("/v1/reservations/{id}/commit");
+                let (status, order) =
+                    exchange(address, "POST", &path, &headers, Some(&json!({}))).await;
+                assert_eq!(status, 200, "{order}");
+                assert_eq!(order["reservation_id"].as_str(), Some(id.as_str()));
+                assert_eq!(order["tickets"].as_array().unwrap().len(), 2);
+            })
+        })
+        .collect();
+    for buyer in buyers {
+        buyer.await.unwrap();
+    }
+    let (status, seatmap) = exchange(
+        address,
+        "GET",
+        &format!("/v1/events/{event}/seatmap"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{seatmap}");
+    let field = &seatmap["pools"][0];
+    assert_eq!(
+        (field["sold"].as_u64(), field["available"].as_u64()),
+        (Some(48), Some(52)),
+        "{seatmap}"
+    );
+
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+    server.sweeper.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_server_coalesces_concurrent_buyers() {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    durable_server_sells_to_concurrent_buyers("postgres", "--database-url", &url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_server_coalesces_concurrent_buyers() {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    durable_server_sells_to_concurrent_buyers("redis", "--redis-url", &url).await;
+}

@@ -41,7 +41,8 @@ pub struct FlashSaleArgs {
     /// The store to drive in this process.
     #[arg(long, value_enum, default_value_t = StoreChoice::Memory)]
     pub store: StoreChoice,
-    /// Wrap the store in `Coalescing` (concurrent reserves go in batches).
+    /// Wrap the store in `Coalescing` (concurrent reserves of an event, and concurrent
+    /// commits, go in batches).
     #[arg(long, conflicts_with = "url")]
     pub coalesce: bool,
     /// PostgreSQL URL, for `--store postgres`.
