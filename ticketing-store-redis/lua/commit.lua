@@ -138,8 +138,13 @@ local function commit_fresh()
     end
     leave_active(r)
   end
-  for _, idx in ipairs(seat_idx) do
-    take_seat(idx, 's')
+  if #seat_idx > 0 then
+    if after_expiry then
+      -- Free seats (checked above).
+      take_free_seats(seat_idx, 's')
+    else
+      retake_seats(seat_idx, 's')
+    end
   end
   for i, g in ipairs(ga) do
     redis.call('HINCRBY', PC, 's' .. ga_idx[i], g.quantity)
@@ -148,13 +153,17 @@ local function commit_fresh()
   r.o = order_id
   save_rsv(r)
   local ticket_ids, tickets = {}, {}
+  -- HSET TKT and HSET CODE arguments: one call each for the order.
+  local records, codes = {}, {}
   local function issue(kind, item, idx)
     local n = #ticket_ids + 1
     local ticket_id = stem .. '-' .. n .. '.' .. tag
     local code = string.upper(string.sub(redis.sha1hex(seed .. ':' .. n), 1, 32)) .. '.' .. tag
     local t = { id = ticket_id, o = order_id, h = r.h, k = kind, i = item, x = idx, c = code, st = 'v' }
-    redis.call('HSET', TKT, ticket_id, cjson.encode(t))
-    redis.call('HSET', CODE, code, ticket_id)
+    records[#records + 1] = ticket_id
+    records[#records + 1] = cjson.encode(t)
+    codes[#codes + 1] = code
+    codes[#codes + 1] = ticket_id
     ticket_ids[n] = ticket_id
     tickets[n] = t
   end
@@ -166,6 +175,8 @@ local function commit_fresh()
       issue('p', g.pool, ga_idx[i])
     end
   end
+  redis.call('HSET', TKT, unpack(records))
+  redis.call('HSET', CODE, unpack(codes))
   hc_add('o:' .. r.h, #ticket_ids)
   local o = { id = order_id, r = r.id, h = r.h, p = q.payment, c = now, t = ticket_ids }
   redis.call('HSET', ORD, order_id, cjson.encode(o))

@@ -22,9 +22,9 @@ const _: () = assert!(TAG_BYTES * 8 == TAG_LENGTH * 5);
 pub(crate) const PREFIX_LENGTH_MAX: usize = 64;
 
 /// The names of an event's keys, in the order every event script receives them as KEYS.
-const EVENT_KEY_NAMES: [&str; 22] = [
+const EVENT_KEY_NAMES: [&str; 23] = [
     "ev", "seats", "layout", "st", "pools", "pc", "rsv", "due", "hc", "ord", "tkt", "code", "rrec",
-    "crec", "rect", "log", "wq", "we", "wh", "free", "place", "next",
+    "crec", "rect", "log", "wq", "we", "wh", "free", "place", "next", "adj",
 ];
 
 /// Digits of a layout index in the free-seat index's members (`INDEX_DIGITS` in
@@ -160,7 +160,7 @@ mod tests {
     fn keys_share_one_tag_and_prefixes_refuse_braces() {
         let keys = Keys::new("t:".to_owned());
         let event = keys.event("ABCDEFGHIJKLMNOP");
-        assert_eq!(event.len(), 22);
+        assert_eq!(event.len(), 23);
         assert!(
             event
                 .iter()

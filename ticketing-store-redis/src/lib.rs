@@ -275,7 +275,7 @@ impl RedisStore {
         keys::tag(event)
     }
 
-    /// The twenty-two keys of `event`, in the order every event script takes them as `KEYS`
+    /// The twenty-three keys of `event`, in the order every event script takes them as `KEYS`
     /// (for operators and for benchmarks that run a script directly).
     pub fn event_keys(&self, event: &ticketing_core::EventId) -> Vec<String> {
         self.keys.event(&keys::tag(event))
