@@ -3,8 +3,9 @@
 //!
 //! A durable backend pays a round trip (and, on PostgreSQL, the event's lock and a WAL flush)
 //! per call; at a flash sale's peak most of that is waiting. [`Coalescing`] queues each
-//! `reserve` per event, and each `commit` in one queue for all events (a commit names its
-//! reservation, not its event); while a batch of a queue is in flight, new calls wait and go
+//! `reserve` per event, and, on a store whose `commit_batch` is one round trip
+//! ([`InventoryStore::batches_commits`]), each `commit` in one queue for all events (a commit
+//! names its reservation, not its event); while a batch of a queue is in flight, new calls wait and go
 //! together in the next one. Under no load a call goes alone at once (no added wait
 //! unless [`CoalescingConfig::max_wait`] asks for one); under load batches grow up to
 //! [`CoalescingConfig::max_batch`]. Every caller gets its own result; requests are
@@ -125,8 +126,9 @@ struct Shared<S> {
 }
 
 /// An [`InventoryStore`] that turns concurrent `reserve` calls for one event into
-/// `reserve_batch` calls, and concurrent `commit` calls into `commit_batch` calls, of the
-/// store it wraps; every other operation goes straight through.
+/// `reserve_batch` calls, and concurrent `commit` calls into `commit_batch` calls (where
+/// the store batches commits), of the store it wraps; every other operation goes straight
+/// through.
 /// Needs a tokio runtime (feature `tokio`).
 pub struct Coalescing<S> {
     shared: Arc<Shared<S>>,
@@ -287,6 +289,9 @@ impl<S: InventoryStore + 'static> InventoryStore for Coalescing<S> {
     }
 
     async fn commit(&self, reservation: &ReservationId, request: CommitRequest) -> Result<Order> {
+        if !self.shared.inner.batches_commits() {
+            return self.shared.inner.commit(reservation, request).await;
+        }
         let (sender, receiver) = oneshot::channel();
         let start_drain = self
             .shared
@@ -304,6 +309,10 @@ impl<S: InventoryStore + 'static> InventoryStore for Coalescing<S> {
         commits: Vec<(ReservationId, CommitRequest)>,
     ) -> Vec<Result<Order>> {
         self.shared.inner.commit_batch(commits).await
+    }
+
+    fn batches_commits(&self) -> bool {
+        self.shared.inner.batches_commits()
     }
 
     async fn extend(
@@ -417,6 +426,9 @@ mod tests {
             request: CommitRequest,
         ) -> Result<Order> {
             self.inner.commit(reservation, request).await
+        }
+        fn batches_commits(&self) -> bool {
+            true
         }
         async fn commit_batch(
             &self,

@@ -132,6 +132,14 @@ pub trait InventoryStore: Send + Sync {
         results
     }
 
+    /// Whether [`InventoryStore::commit_batch`] costs less than its commits one by one (one
+    /// round trip, one transaction). [`Coalescing`](crate::Coalescing) gathers commits only
+    /// for a store that says so: over the default one-by-one `commit_batch` it would only
+    /// queue commits that could have run at once. The default: `false`.
+    fn batches_commits(&self) -> bool {
+        false
+    }
+
     /// Sets an active reservation's hold to end `ttl_seconds` from now; the total hold,
     /// from creation, may not exceed the event's maximum TTL.
     ///

@@ -54,6 +54,10 @@ impl InventoryStore for PgStore {
         PgStore::commit_batch(self, commits).await
     }
 
+    fn batches_commits(&self) -> bool {
+        true
+    }
+
     async fn extend(
         &self,
         reservation: &ReservationId,
