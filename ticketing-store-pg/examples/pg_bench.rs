@@ -8,8 +8,10 @@
 //! commits/s with p50/p99, and in the same run `pgbench` on the same server executing
 //! (a) the very statement the store sends for a reserve and (b) the seed documents'
 //! single-row conditional UPDATE, the practical limits. Then `Coalescing` off and on at 32
-//! and 256 concurrent callers on one hot event. Needs `DATABASE_URL` (default the local
-//! server) and `pgbench` on the PATH; works in a schema of its own, dropped at the end.
+//! and 256 concurrent callers on one hot event, and at 256 with a flash sale's requests (a
+//! client reservation id each, one in five for the best 2 adjacent seats), reserving only
+//! and reserving then committing. Needs `DATABASE_URL` (default the local server) and
+//! `pgbench` on the PATH; works in a schema of its own, dropped at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::process::Command;
@@ -19,8 +21,9 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use ticketing_core::{
-    Coalescing, CoalescingConfig, CommitRequest, Error, EventId, EventSpec, HolderId,
-    IdempotencyKey, InventoryStore, Policy, ReserveRequest, Seat, SeatId,
+    BestAvailable, ClientReservationId, Coalescing, CoalescingConfig, CommitRequest, Error,
+    EventId, EventSpec, HolderId, IdempotencyKey, InventoryStore, Policy, ReserveRequest, Seat,
+    SeatId,
 };
 use ticketing_store_pg::{PgStore, PgStoreConfig};
 
@@ -36,7 +39,10 @@ async fn fresh_store(max_connections: u32) -> PgStore {
     let config = PgStoreConfig::new(database_url())
         .schema(SCHEMA)
         .unwrap()
-        .max_connections(max_connections);
+        .max_connections(max_connections)
+        // 256 callers without coalescing queue for 32 connections, each call waiting for the
+        // event's lock: on a busy machine a caller waits more than the default 5 s.
+        .acquire_timeout(Duration::from_secs(60));
     let store = PgStore::connect(config)
         .await
         .expect("PostgreSQL reachable");
@@ -137,6 +143,26 @@ fn reserve_request(n: u32, holder: &str) -> ReserveRequest {
         HolderId::new(holder).unwrap(),
     )
     .seats([SeatId::new(format!("s{}", n % SEATS)).unwrap()])
+}
+
+/// A flash sale's reserve: a client reservation id on every request (retries must be
+/// idempotent), and one in five asking for the best 2 adjacent seats (of a section, every
+/// other time) instead of naming a seat.
+fn flash_sale_request(n: u32) -> ReserveRequest {
+    let request = ReserveRequest::new(
+        EventId::new("bench").unwrap(),
+        HolderId::new("bench").unwrap(),
+    )
+    .client_reservation_id(ClientReservationId::new(format!("c{n}")).unwrap());
+    if !n.is_multiple_of(5) {
+        return request.seats([SeatId::new(format!("s{}", n % SEATS)).unwrap()]);
+    }
+    request.best_available(BestAvailable {
+        count: 2,
+        adjacent: true,
+        section: n.is_multiple_of(10).then(|| format!("S{}", n / 10 % 50)),
+        category: None,
+    })
 }
 
 /// Runs pgbench with `script` for `clients` and returns its tps.
@@ -317,6 +343,51 @@ async fn main() {
             .await;
             let label = format!(
                 "reserve, {callers} callers, coalescing {}",
+                if coalesce { "on" } else { "off" }
+            );
+            println!("{}", outcome.line(&label));
+        }
+    }
+    // The same with the flash sale's requests (before migration 0010 every one of them ran
+    // on its own inside the batch), then with each buyer committing what it got (commit
+    // batches: migrations 0011 and 0012).
+    for with_commit in [false, true] {
+        for coalesce in [false, true] {
+            let store = fresh_store(32).await;
+            let store: Arc<dyn InventoryStore> = if coalesce {
+                Arc::new(Coalescing::with_config(
+                    store,
+                    CoalescingConfig::default().max_batch(256),
+                ))
+            } else {
+                Arc::new(store)
+            };
+            let outcome = drive(256, duration, move |n| {
+                let store = store.clone();
+                async move {
+                    let held = match store.reserve(flash_sale_request(n)).await {
+                        Ok(held) => held,
+                        Err(Error::SeatUnavailable { .. } | Error::SoldOut { .. }) => return,
+                        Err(other) => panic!("{other}"),
+                    };
+                    if let (true, Some(token)) = (with_commit, held.token) {
+                        let key = IdempotencyKey::new(format!("k{n}")).unwrap();
+                        if let Err(error) =
+                            store.commit(&held.id, CommitRequest::new(token, key)).await
+                        {
+                            panic!("{error}");
+                        }
+                    }
+                }
+            })
+            .await;
+            let label = format!(
+                "flash-sale {}, 256 callers, coalescing {}",
+                if with_commit {
+                    "reserve + commit"
+                } else {
+                    "mix"
+                },
                 if coalesce { "on" } else { "off" }
             );
             println!("{}", outcome.line(&label));

@@ -40,7 +40,9 @@
 //! **Best available.** Indexes hold the free seats of each event, section, category and row
 //! (migration 0009): picking N seats walks the free seats in layout order and stops at the
 //! answer, instead of reading every seat of the event under its row lock. One SQL picker,
-//! `ticketing_pick_seats`, serves reserve and the waitlist's serve step.
+//! `ticketing_pick_seats`, serves reserve and the waitlist's serve step. (Until migration
+//! 0010 a walk of a section or category could not use its index: the event id's "C"
+//! collation became the picker's for the section too.)
 //!
 //! **Why GA pools are not striped.** Striping a pool's counter over several rows removes a
 //! queue on one row. Here every change of an event also takes the event's row — the change
@@ -49,14 +51,19 @@
 //! batching: `reserve_batch` and `ticketing_core::Coalescing` (ticketing-core's `tokio`
 //! feature) put many reservations under one lock, one round trip and one WAL flush.
 //!
-//! **How a batch runs.** On a batch of one event (what `Coalescing` sends), consecutive
-//! requests for named seats and GA units are decided one after the other against the
-//! event's state read once (seats, pools, holders' counts), each accepted request's items
-//! counted as taken for the next; then all accepted reservations, seats, pools and changes
-//! are written with one statement per table (`ticketing_reserve_run`, migration 0006). A
-//! request for best available or with a client reservation id runs on its own, after the
-//! requests before it are written. The model check compares `reserve_batch` with the
-//! reference model making the same requests one after the other.
+//! **How a batch runs.** A batch of one event without a waitlist (what `Coalescing` sends)
+//! is one set-based run (`ticketing_reserve_run`, migration 0010): its requests are decided
+//! one after the other against the event's state read once (seats, pools, holders' counts,
+//! the records of their client reservation ids), each accepted request's items counted as
+//! taken for the next; then all accepted reservations, seats, pools, changes and new
+//! idempotency records are written with one statement per table. A client reservation id
+//! seen earlier — in an earlier call or earlier in the batch — answers as `reserve` would
+//! (replay or `idempotency_mismatch`); best available picks with the seats the run has
+//! taken excluded, so it picks what a call after the others would. Other batches (several
+//! events, or an event with a waitlist) run each request on its own. The model check
+//! compares `reserve_batch` with the reference model making the same requests one after
+//! the other, and `tests/batch_equivalence.rs` compares its answers and every table it
+//! writes with `reserve` called one request at a time.
 //!
 //! ## Design (what is built and what comes next)
 //!
