@@ -269,10 +269,14 @@ impl PgStore {
             .map_err(|_| Error::invalid("url", "not a postgres:// connection URL"))?;
         let timeout_ms = config.statement_timeout.as_millis().to_string();
         // Every connection works in the store's schema; `public` stays out of the path so a
-        // table of the same name elsewhere can never be picked up.
+        // table of the same name elsewhere can never be picked up. No JIT: every statement
+        // here is a short one under an event's lock, and a plan whose row estimate is large
+        // (a fresh schema has no statistics; generate_series counts 1,000 rows) was compiled
+        // for ~300 ms inside a commit batch (seen with auto_explain).
         let mut options = options.options([
             ("search_path", config.schema.as_str()),
             ("statement_timeout", timeout_ms.as_str()),
+            ("jit", "off"),
         ]);
         if !config.statement_cache {
             options = options.statement_cache_capacity(0);
