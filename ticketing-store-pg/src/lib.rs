@@ -32,9 +32,9 @@
 //! **Commit batches.** `commit_batch` (what `Coalescing` sends for concurrent commits) is one
 //! round trip and one transaction: every event of the batch locked in id order, one WAL
 //! flush for all. Consecutive commits of every item of a live hold (first use of their key,
-//! no waitlist) are written with one statement per table (`ticketing_commit_run`, migration
-//! 0012); any other commit runs `ticketing_commit` on its own after the ones before it are
-//! written, so every answer is that of the commits one after the other
+//! no waitlist) are written with one statement per table (`ticketing_commit_run`,
+//! migrations 0012 and 0013); any other commit runs `ticketing_commit` on its own after the
+//! ones before it are written, so every answer is that of the commits one after the other
 //! (`tests/commit_batch.rs` checks a mixed batch against a twin store).
 //!
 //! **Best available.** Indexes hold the free seats of each event, section, category and row
