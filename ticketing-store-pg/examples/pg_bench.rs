@@ -7,7 +7,8 @@
 //! On a 50,000-seat event, for 1, 8 and 32 concurrent clients: single-seat reserves/s and
 //! commits/s with p50/p99, and in the same run `pgbench` on the same server executing
 //! (a) the very statement the store sends for a reserve and (b) the seed documents'
-//! single-row conditional UPDATE, the practical limits. Then `Coalescing` off and on at 32
+//! single-row conditional UPDATE, the practical limits. Then one GA unit per reserve at 32
+//! clients on a one-row pool and on one striped over 8 counter rows. Then `Coalescing` off and on at 32
 //! and 256 concurrent callers on one hot event, and at 256 with a flash sale's requests (a
 //! client reservation id each, one in five for the best 2 adjacent seats), reserving only
 //! and reserving then committing. Needs `DATABASE_URL` (default the local server) and
@@ -319,6 +320,42 @@ async fn main() {
     println!(
         "with 100,000 live reservations: {:.2} of the empty event's rate",
         rates[1] / rates[0]
+    );
+    // One GA unit per reserve at 32 clients: the pool's capacity on its one row, then striped
+    // over 8 counter rows (migration 0014).
+    let mut ga_rates = Vec::new();
+    for stripes in [1u16, 8] {
+        let store = Arc::new(fresh_store(32).await);
+        let ga = ticketing_core::PoolId::new("ga").unwrap();
+        store
+            .set_pool_stripes(&EventId::new("bench").unwrap(), &ga, stripes)
+            .await
+            .unwrap();
+        let reserving = store.clone();
+        let outcome = drive(32, duration, move |_| {
+            let store = reserving.clone();
+            let ga = ga.clone();
+            async move {
+                let request = ReserveRequest::new(
+                    EventId::new("bench").unwrap(),
+                    HolderId::new("bench").unwrap(),
+                )
+                .ga(ga, 1);
+                if let Err(error) = store.reserve(request).await {
+                    panic!("{error}");
+                }
+            }
+        })
+        .await;
+        println!(
+            "{}",
+            outcome.line(&format!("GA reserve, 32 clients, {stripes} stripe(s)"))
+        );
+        ga_rates.push(outcome.per_second());
+    }
+    println!(
+        "GA pool striped over 8 rows: {:.2}x the one-row pool's rate at 32 clients",
+        ga_rates[1] / ga_rates[0]
     );
     for callers in [32u32, 256] {
         for coalesce in [false, true] {

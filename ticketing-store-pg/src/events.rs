@@ -66,10 +66,16 @@ impl PgStore {
                 FROM event, unnest($7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[])
                     WITH ORDINALITY AS layout (seat_id, section, row_name, number, category, ordinality)
             ), pool_rows AS (
-                INSERT INTO pools (event_id, idx, pool_id, capacity)
-                SELECT event.id, layout.ordinality - 1, layout.pool_id, layout.capacity
+                INSERT INTO pools (event_id, idx, pool_id, capacity, stripes)
+                SELECT event.id, layout.ordinality - 1, layout.pool_id, layout.capacity, $15
                 FROM event, unnest($12::text[], $13::bigint[])
                     WITH ORDINALITY AS layout (pool_id, capacity, ordinality)
+            ), stripe_rows AS (
+                INSERT INTO pool_stripes (event_id, pool_idx, stripe)
+                SELECT event.id, pool.idx, stripe
+                FROM event, generate_series(0, cardinality($12::text[]) - 1) AS pool (idx),
+                     generate_series(0, $15 - 1) AS stripe
+                WHERE $15 > 1
             ), first_change AS (
                 INSERT INTO changes (event_id, seq, at, kind)
                 SELECT event.id, 1, event.created_at, $14 FROM event
@@ -91,6 +97,7 @@ impl PgStore {
             .bind(&pool_ids)
             .bind(&capacities)
             .bind(&created)
+            .bind(i16::try_from(self.ga_stripes).unwrap_or(1))
             .fetch_optional(self.pool())
             .await
             .map_err(backend("create_event"))?;

@@ -140,7 +140,23 @@ pub struct PgStoreConfig {
     idempotency_retention: Duration,
     statement_cache: bool,
     change_retention: Option<u64>,
+    ga_stripes: u16,
     clock: Option<Arc<dyn Clock>>,
+}
+
+/// The most counter rows a GA pool's capacity may be striped over.
+pub const GA_STRIPES_MAX: u16 = 64;
+
+/// `stripes` if within 1 to [`GA_STRIPES_MAX`], else `invalid_request`.
+pub(crate) fn check_stripes(stripes: u16) -> Result<u16> {
+    if (1..=GA_STRIPES_MAX).contains(&stripes) {
+        Ok(stripes)
+    } else {
+        Err(Error::invalid(
+            "stripes",
+            format!("from 1 to {GA_STRIPES_MAX} counter rows"),
+        ))
+    }
 }
 
 impl PgStoreConfig {
@@ -157,6 +173,7 @@ impl PgStoreConfig {
             idempotency_retention: Duration::from_secs(24 * 60 * 60),
             statement_cache: true,
             change_retention: None,
+            ga_stripes: 1,
             clock: None,
         }
     }
@@ -226,6 +243,17 @@ impl PgStoreConfig {
         self
     }
 
+    /// How many counter rows the GA pools of events this store creates are striped over
+    /// (default 1: the pool's row alone). Concurrent reserves of one pool take units from
+    /// different stripes instead of queueing on its row; change one pool with
+    /// [`PgStore::set_pool_stripes`].
+    ///
+    /// Errors: `invalid_request` outside 1 to [`GA_STRIPES_MAX`].
+    pub fn ga_stripes(mut self, stripes: u16) -> Result<Self> {
+        self.ga_stripes = check_stripes(stripes)?;
+        Ok(self)
+    }
+
     /// Reads time from `clock` instead of the server's clock (tests pass a
     /// [`ManualClock`](ticketing_core::ManualClock)).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -247,6 +275,7 @@ pub struct PgStore {
     clock: Option<Arc<dyn Clock>>,
     idempotency_retention_ms: u64,
     change_retention: Option<i64>,
+    ga_stripes: u16,
 }
 
 impl PgStore {
@@ -294,6 +323,7 @@ impl PgStore {
             change_retention: config
                 .change_retention
                 .map(|changes| i64::try_from(changes).unwrap_or(i64::MAX)),
+            ga_stripes: config.ga_stripes,
         })
     }
 

@@ -56,13 +56,22 @@ pub async fn connect_for_test(config: PgStoreConfig) -> PgStore {
     }
 }
 
-/// A fresh store in a schema of its own, on a [`ManualClock`] that only the test moves:
-/// the factory of `ticketing_core::conformance_suite!`.
+/// GA pools of the conformance kit's events are striped over this many counter rows, so
+/// the kit runs every GA operation through stripes (one-row pools: tests/shared_reserves.rs).
+pub const CONFORMANCE_GA_STRIPES: u16 = 3;
+
+/// A fresh store in a schema of its own, on a [`ManualClock`] that only the test moves, GA
+/// pools striped over [`CONFORMANCE_GA_STRIPES`] rows: the factory of
+/// `ticketing_core::conformance_suite!`.
 ///
 /// Panics, saying what to do, when the server is unreachable.
 pub async fn pg_store_for_test() -> TestStore {
     let clock = ManualClock::default();
-    let store = connect_for_test(fresh_config().clock(Arc::new(clock.clone()))).await;
+    let config = match fresh_config().ga_stripes(CONFORMANCE_GA_STRIPES) {
+        Ok(config) => config,
+        Err(error) => unreachable!("3 stripes is within the limit: {error}"),
+    };
+    let store = connect_for_test(config.clock(Arc::new(clock.clone()))).await;
     TestStore {
         store: Arc::new(store),
         clock,

@@ -102,6 +102,32 @@ impl PgStore {
             .await
     }
 
+    /// Stripes a GA pool's capacity over `stripes` counter rows (1: the pool's row alone).
+    /// Reserves that run beside each other take a pool's units from a stripe no one else
+    /// holds, so they do not queue on one row; what they may take never exceeds the pool's
+    /// free units (migration 0014). New events get
+    /// [`PgStoreConfig::ga_stripes`](crate::PgStoreConfig::ga_stripes).
+    ///
+    /// Errors: `invalid_request` (stripes outside 1 to [`GA_STRIPES_MAX`](crate::GA_STRIPES_MAX)),
+    /// `not_found` (event, pool), `backend`.
+    pub async fn set_pool_stripes(
+        &self,
+        event: &EventId,
+        pool: &PoolId,
+        stripes: u16,
+    ) -> Result<()> {
+        let stripes = crate::check_stripes(stripes)?;
+        let answer = self
+            .call("set_pool_stripes", || {
+                sqlx::query("SELECT ticketing_set_pool_stripes($1, $2, $3) AS answer")
+                    .bind(event.as_str())
+                    .bind(pool.as_str())
+                    .bind(i32::from(stripes))
+            })
+            .await?;
+        decode::<Option<()>>("set_pool_stripes", answer).map(|_| ())
+    }
+
     async fn set_pool(
         &self,
         operation: &'static str,

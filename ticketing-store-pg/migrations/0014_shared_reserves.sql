@@ -1,0 +1,506 @@
+-- Reserves that do not wait for each other, and striped GA pools.
+--
+-- Until now every operation of an event took its row lock (FOR UPDATE) for the change log's
+-- next sequence number, so reserves of one event ran one at a time, each holding the lock
+-- through its commit's WAL flush: one event did at most one reserve per flush, however many
+-- clients and free seats it had. Here a plain reserve - named seats and GA units, no best
+-- available, on an event without a waitlist, with no lapsed hold to finalize and no
+-- idempotency record yet - runs beside other such reserves:
+--
+-- - It holds the event's advisory lock in SHARE mode; every operation that decides on free
+--   inventory (the other reserves, commits, block, pool changes, transfers, availability)
+--   takes it EXCLUSIVE first (the wrappers below), so they see the event exactly as before
+--   and never a reserve half-way. Advisory locks queue fairly: a waiting exclusive request
+--   holds back later shared ones (a row share lock would let them pass and starve it).
+--   Transaction-scoped, so PgBouncer in transaction mode is fine.
+-- - Seats are locked in index order and taken only when free; a holder with limits is
+--   serialized by a second advisory lock on (event, holder).
+-- - Its change goes to pending_changes, without a sequence number. Whoever next takes a
+--   sequence number of the event (a trigger on events.next_seq, fired with the event's row
+--   lock held) first numbers the pending changes, oldest first. Order among them is free:
+--   they only take free inventory, so they commute; every change that depends on one (its
+--   commit, cancel, expiry) is numbered after it, because the dependent operation saw it
+--   committed, so the trigger, which runs later, sees its pending row.
+-- - Anything it cannot decide alone (a taken seat, a sold-out pool, a limit, bad input)
+--   rolls back its subtransaction, releasing its locks, and runs the reserve exactly as
+--   before under the exclusive lock: every error and answer is the old path's.
+--
+-- Striped GA pools: a pool with `stripes` > 1 hands out its free units to counter rows
+-- (pool_stripes) in chunks; a reserve takes units from a stripe nobody else holds (SKIP
+-- LOCKED), so concurrent GA reserves do not queue on the pool's row. pools.striped counts
+-- the units handed to stripes (held by their reserves or still unused), so
+-- held + sold + blocked + striped <= capacity holds on the pool row: never oversold. The
+-- older functions only know held/sold/blocked: a trigger folds the stripes' taken units into
+-- held before any of them changes the pool row, and the exclusive lock drains the stripes
+-- (taken into held, unused back to the pool) before anything decides on free units.
+--
+-- The foreign keys from reservations and reserve_records to events go: each insert checked
+-- one by taking a KEY SHARE lock on the event's row - every concurrent reserve on the one
+-- hot row, and a wait on whoever holds it FOR UPDATE while holding seats. Events are never
+-- deleted (a store drops its whole schema), and every insert names an event it just read.
+
+ALTER TABLE reservations DROP CONSTRAINT IF EXISTS reservations_event_id_fkey;
+ALTER TABLE reserve_records DROP CONSTRAINT IF EXISTS reserve_records_event_id_fkey;
+
+CREATE TABLE pending_changes (
+    id              bigserial PRIMARY KEY,
+    event_id        text    COLLATE "C" NOT NULL,
+    at              bigint  NOT NULL,
+    kind            jsonb   NOT NULL
+);
+CREATE INDEX pending_changes_event ON pending_changes (event_id, id);
+
+ALTER TABLE pools
+    ADD COLUMN stripes smallint NOT NULL DEFAULT 1 CHECK (stripes BETWEEN 1 AND 64),
+    ADD COLUMN striped integer NOT NULL DEFAULT 0 CHECK (striped >= 0),
+    ADD CONSTRAINT pools_striped_within_capacity CHECK (held + sold + blocked + striped <= capacity);
+
+-- A striped pool's counter rows: `quota` units handed to the stripe, `taken` of them held by
+-- reserves not yet folded into the pool's held. The pool's striped = sum of quotas.
+CREATE TABLE pool_stripes (
+    event_id        text    COLLATE "C" NOT NULL,
+    pool_idx        integer NOT NULL,
+    stripe          smallint NOT NULL,
+    quota           integer NOT NULL DEFAULT 0,
+    taken           integer NOT NULL DEFAULT 0,
+    PRIMARY KEY (event_id, pool_idx, stripe),
+    CHECK (taken >= 0 AND taken <= quota)
+);
+
+-- The event's advisory lock key (schemas share a database, so the schema is part of it).
+CREATE FUNCTION ticketing_event_lock_key(p_event text) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT hashtextextended(current_schema() || '.' || p_event, 0)
+$$;
+
+-- Numbers the event's pending changes before the sequence number being taken: fires with
+-- the event's row locked (one at a time), and callers read their first number back from
+-- next_seq (RETURNING next_seq - n), which this moves past the pending ones.
+CREATE FUNCTION ticketing_sequence_pending() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_count bigint;
+BEGIN
+    IF EXISTS (SELECT 1 FROM pending_changes WHERE event_id = NEW.id) THEN
+        WITH moved AS (
+            DELETE FROM pending_changes WHERE event_id = NEW.id RETURNING id, at, kind
+        ), written AS (
+            INSERT INTO changes (event_id, seq, at, kind)
+            SELECT NEW.id, OLD.next_seq + row_number() OVER (ORDER BY id) - 1, at, kind FROM moved
+            RETURNING 1
+        )
+        SELECT count(*) INTO v_count FROM written;
+        NEW.next_seq := NEW.next_seq + v_count;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER events_sequence_pending BEFORE UPDATE OF next_seq ON events
+FOR EACH ROW EXECUTE FUNCTION ticketing_sequence_pending();
+
+-- Gives the event's pending changes their numbers now (readers of the log call it).
+CREATE FUNCTION ticketing_sequence_now(p_event text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pending_changes WHERE event_id = p_event) THEN
+        UPDATE events SET next_seq = next_seq WHERE id = p_event;
+    END IF;
+END
+$$;
+
+-- Before an older function changes a striped pool's row: the stripes' taken units become
+-- held (their quota shrinks by as much), so held counts every held unit again.
+CREATE FUNCTION ticketing_fold_stripes() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_taken bigint;
+BEGIN
+    PERFORM 1 FROM pool_stripes WHERE event_id = NEW.event_id AND pool_idx = NEW.idx
+    ORDER BY stripe FOR UPDATE;
+    SELECT COALESCE(sum(taken), 0) INTO v_taken FROM pool_stripes
+    WHERE event_id = NEW.event_id AND pool_idx = NEW.idx;
+    IF v_taken > 0 THEN
+        UPDATE pool_stripes SET quota = quota - taken, taken = 0
+        WHERE event_id = NEW.event_id AND pool_idx = NEW.idx AND taken > 0;
+        NEW.held := NEW.held + v_taken;
+        NEW.striped := NEW.striped - v_taken;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+-- Only updates that leave `striped` alone are the older functions' (the stripe code below
+-- always changes it), and only a pool with units out in stripes has anything to fold.
+CREATE TRIGGER pools_fold_stripes BEFORE UPDATE ON pools
+FOR EACH ROW WHEN (OLD.striped > 0 AND NEW.striped = OLD.striped)
+EXECUTE FUNCTION ticketing_fold_stripes();
+
+-- Under the exclusive lock: every stripe of the event's pools emptied (taken units held,
+-- unused ones back to the pool), so the older functions see exact counters.
+CREATE FUNCTION ticketing_drain_stripes(p_event text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    p record;
+    v_taken bigint;
+BEGIN
+    FOR p IN SELECT idx FROM pools WHERE event_id = p_event AND striped > 0 ORDER BY idx FOR UPDATE LOOP
+        PERFORM 1 FROM pool_stripes WHERE event_id = p_event AND pool_idx = p.idx ORDER BY stripe FOR UPDATE;
+        SELECT COALESCE(sum(taken), 0) INTO v_taken FROM pool_stripes
+        WHERE event_id = p_event AND pool_idx = p.idx;
+        UPDATE pool_stripes SET quota = 0, taken = 0
+        WHERE event_id = p_event AND pool_idx = p.idx AND quota > 0;
+        UPDATE pools SET held = held + v_taken, striped = 0 WHERE event_id = p_event AND idx = p.idx;
+    END LOOP;
+END
+$$;
+
+-- Takes p_qty units of a striped pool for one reserve: from a stripe with room that nobody
+-- holds, else from a fresh chunk of the pool's free units given to a stripe nobody holds.
+-- False when it cannot without waiting or the pool's free units are too few (the exclusive
+-- path then decides, with exact counters).
+CREATE FUNCTION ticketing_take_striped(p_event text, p_pool_idx integer, p_stripes integer, p_qty integer,
+                                       p_start integer)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_stripe smallint;
+    v_chunk integer;
+BEGIN
+    SELECT stripe INTO v_stripe FROM pool_stripes
+    WHERE event_id = p_event AND pool_idx = p_pool_idx AND quota - taken >= p_qty
+    ORDER BY (stripe + p_stripes - p_start) % p_stripes
+    LIMIT 1 FOR UPDATE SKIP LOCKED;
+    IF FOUND THEN
+        UPDATE pool_stripes SET taken = taken + p_qty
+        WHERE event_id = p_event AND pool_idx = p_pool_idx AND stripe = v_stripe;
+        RETURN true;
+    END IF;
+    -- A stripe nobody holds first, then the pool's row without waiting: a reserve holding a
+    -- stripe never waits for a pool row (an older function holds the row while it folds).
+    SELECT stripe INTO v_stripe FROM pool_stripes
+    WHERE event_id = p_event AND pool_idx = p_pool_idx
+    ORDER BY (stripe + p_stripes - p_start) % p_stripes
+    LIMIT 1 FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    -- A chunk of an eighth of the pool's capacity per stripe (at least the request, at most
+    -- what is free): refills are rare, and the last units still reach every stripe.
+    SELECT LEAST(capacity - held - sold - blocked - striped, GREATEST(p_qty, capacity / (8 * p_stripes)))
+    INTO v_chunk
+    FROM pools WHERE event_id = p_event AND idx = p_pool_idx FOR NO KEY UPDATE SKIP LOCKED;
+    IF NOT FOUND OR v_chunk < p_qty THEN
+        RETURN false;
+    END IF;
+    UPDATE pools SET striped = striped + v_chunk WHERE event_id = p_event AND idx = p_pool_idx;
+    UPDATE pool_stripes SET quota = quota + v_chunk, taken = taken + p_qty
+    WHERE event_id = p_event AND pool_idx = p_pool_idx AND stripe = v_stripe;
+    RETURN true;
+END
+$$;
+
+-- A reserve made beside other reserves (see the header), or NULL when this path cannot
+-- decide it alone; the caller then rolls back whatever this did and takes the exclusive
+-- path. It answers only successes, exactly as ticketing_reserve_exclusive would.
+CREATE FUNCTION ticketing_reserve_shared(p_now bigint, p_req jsonb, p_id text, p_token bytea)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    ev events;
+    v_now bigint;
+    v_ttl bigint;
+    v_holder text := p_req->>'holder';
+    v_client text := p_req->>'client_reservation_id';
+    v_seat_ids text[] := ARRAY(SELECT jsonb_array_elements_text(p_req->'seats'));
+    v_seat_idx integer[];
+    v_pool_ids text[] := ARRAY(SELECT g->>'pool' FROM jsonb_array_elements(p_req->'ga') g);
+    v_pool_qty integer[] := ARRAY(SELECT (g->>'quantity')::integer FROM jsonb_array_elements(p_req->'ga') g);
+    v_pool_idx integer[];
+    v_count integer;
+    v_items bigint;
+    p record;
+    r reservations;
+BEGIN
+    IF p_req->'best_available' IS NOT NULL AND jsonb_typeof(p_req->'best_available') <> 'null' THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO ev FROM events WHERE id = p_req->>'event';
+    IF NOT FOUND OR ticketing_has_waitlist(ev.policy) THEN
+        RETURN NULL;
+    END IF;
+    v_ttl := COALESCE((p_req->>'ttl_seconds')::bigint, (ev.policy->>'reservation_ttl_seconds')::bigint);
+    IF v_ttl > (ev.policy->>'reservation_ttl_seconds_max')::bigint THEN
+        RETURN NULL;
+    END IF;
+    PERFORM pg_advisory_xact_lock_shared(ticketing_event_lock_key(ev.id));
+    -- Read once the lock is held, as the exclusive path reads it once the event is locked.
+    v_now := ticketing_now(p_now);
+    IF (ev.sale_opens_at IS NOT NULL AND v_now < ev.sale_opens_at)
+       OR (ev.sale_closes_at IS NOT NULL AND v_now >= ev.sale_closes_at) THEN
+        RETURN NULL;
+    END IF;
+    -- The exclusive path finalizes lapsed holds first (and logs it), and answers a repeated
+    -- client reservation id from its record.
+    IF EXISTS (SELECT 1 FROM reservations WHERE event_id = ev.id AND status = 0 AND expires_at <= v_now) THEN
+        RETURN NULL;
+    END IF;
+    IF v_client IS NOT NULL AND EXISTS (SELECT 1 FROM reserve_records
+                                        WHERE event_id = ev.id AND client_reservation_id = v_client) THEN
+        RETURN NULL;
+    END IF;
+    -- One index probe per seat and pool, as the exclusive path (unknown ones: its not_found).
+    v_seat_idx := ARRAY(SELECT (SELECT s.idx FROM seats s WHERE s.event_id = ev.id AND s.seat_id = w.id)
+                        FROM unnest(v_seat_ids) WITH ORDINALITY AS w (id, ord) ORDER BY w.ord);
+    v_pool_idx := ARRAY(SELECT (SELECT q.idx FROM pools q WHERE q.event_id = ev.id AND q.pool_id = w.id)
+                        FROM unnest(v_pool_ids) WITH ORDINALITY AS w (id, ord) ORDER BY w.ord);
+    IF array_position(v_seat_idx, NULL) IS NOT NULL OR array_position(v_pool_idx, NULL) IS NOT NULL THEN
+        RETURN NULL;
+    END IF;
+    IF ev.policy->>'holder_reservations_max' IS NOT NULL OR ev.policy->>'holder_seats_max' IS NOT NULL THEN
+        -- A holder's reserves run one at a time, so racing ones cannot pass its limits
+        -- together (transfers, the other way to gain items, take the exclusive lock).
+        PERFORM pg_advisory_xact_lock(hashtext(current_schema() || '.' || ev.id), hashtext(v_holder));
+        SELECT count(*), COALESCE(sum(cardinality(x.seat_idx)
+                                      + COALESCE((SELECT sum(q) FROM unnest(x.pool_qty) q), 0)), 0)
+        INTO v_count, v_items
+        FROM reservations x WHERE x.event_id = ev.id AND x.holder = v_holder AND x.status = 0;
+        IF v_count + 1 > COALESCE((ev.policy->>'holder_reservations_max')::integer, v_count + 1) THEN
+            RETURN NULL;
+        END IF;
+        IF ev.policy->>'holder_seats_max' IS NOT NULL
+           AND v_items + ticketing_owned_items(ev.id, v_holder) + cardinality(v_seat_ids)
+               + COALESCE((SELECT sum(q) FROM unnest(v_pool_qty) q), 0)
+               > (ev.policy->>'holder_seats_max')::bigint THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+    -- Seats: locked in index order, taken only if every one is free.
+    IF cardinality(v_seat_idx) > 0 THEN
+        SELECT count(*) INTO v_count FROM (
+            SELECT 1 FROM seats s WHERE s.event_id = ev.id AND s.idx = ANY (v_seat_idx) AND s.status = 0
+            ORDER BY s.idx FOR UPDATE) AS free;
+        IF v_count < cardinality(v_seat_idx) THEN
+            RETURN NULL;
+        END IF;
+        UPDATE seats SET status = 1, reservation_id = p_id, hold_expires_at = v_now + v_ttl * 1000
+        WHERE event_id = ev.id AND idx = ANY (v_seat_idx);
+    END IF;
+    -- GA: single-row pools first (their rows are waited for), then striped ones (never waited
+    -- for while a stripe is held), each in pool order.
+    FOR p IN SELECT w.idx, w.qty, q.stripes FROM unnest(v_pool_idx, v_pool_qty) AS w (idx, qty)
+             JOIN pools q ON q.event_id = ev.id AND q.idx = w.idx
+             ORDER BY q.stripes > 1, w.idx
+    LOOP
+        IF p.stripes > 1 THEN
+            IF NOT ticketing_take_striped(ev.id, p.idx, p.stripes, p.qty, abs(hashtext(p_id)) % p.stripes) THEN
+                RETURN NULL;
+            END IF;
+        ELSE
+            UPDATE pools SET held = held + p.qty
+            WHERE event_id = ev.id AND idx = p.idx AND capacity - held - sold - blocked - striped >= p.qty;
+            IF NOT FOUND THEN
+                RETURN NULL;
+            END IF;
+        END IF;
+    END LOOP;
+    INSERT INTO reservations (id, event_id, holder, status, seat_ids, seat_idx, pool_ids, pool_idx,
+                              pool_qty, created_at, expires_at, token_hash, client_reservation_id)
+    VALUES (p_id, ev.id, v_holder, 0, v_seat_ids, v_seat_idx, v_pool_ids, v_pool_idx, v_pool_qty,
+            v_now, v_now + v_ttl * 1000, sha256(p_token), v_client)
+    RETURNING * INTO r;
+    INSERT INTO pending_changes (event_id, at, kind)
+    VALUES (ev.id, v_now, jsonb_build_object(
+        'type', 'reserved', 'reservation', r.id, 'holder', r.holder,
+        'seats', to_jsonb(r.seat_ids), 'ga', ticketing_ga_json(r.pool_ids, r.pool_qty),
+        'expires_at', r.expires_at));
+    IF v_client IS NOT NULL THEN
+        -- A racing reserve with the same id: unique_violation, and the caller's exclusive
+        -- path answers from the winner's record.
+        INSERT INTO reserve_records (event_id, client_reservation_id, made_at, request, outcome)
+        VALUES (ev.id, v_client, v_now, p_req, jsonb_build_object('ok', r.id));
+    END IF;
+    RETURN jsonb_build_object('ok', ticketing_reservation_json(r, v_now));
+END
+$$;
+
+-- Whether this transaction took an exclusive lock (ticketing_exclusive): it has no use for
+-- the shared path.
+CREATE FUNCTION ticketing_in_exclusive() RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT COALESCE(current_setting('ticketing.exclusive', true), '') = 'on'
+$$;
+
+-- Takes the event's exclusive lock (waiting for the reserves running beside each other to
+-- finish, and holding later ones back) and drains its stripes. Several events: in id order.
+CREATE FUNCTION ticketing_exclusive(p_events text[]) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_event text;
+BEGIN
+    PERFORM set_config('ticketing.exclusive', 'on', true);
+    FOR v_event IN SELECT DISTINCT e FROM unnest(p_events) AS e WHERE e IS NOT NULL ORDER BY 1 LOOP
+        PERFORM pg_advisory_xact_lock(ticketing_event_lock_key(v_event));
+        IF EXISTS (SELECT 1 FROM pools WHERE event_id = v_event AND striped > 0) THEN
+            PERFORM ticketing_drain_stripes(v_event);
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- The functions that decide on free inventory keep their bodies under new names and are
+-- called through wrappers that take the exclusive lock of every event they touch first.
+ALTER FUNCTION ticketing_reserve(bigint, jsonb, text, bytea, bigint) RENAME TO ticketing_reserve_exclusive;
+
+CREATE FUNCTION ticketing_reserve(p_now bigint, p_req jsonb, p_id text, p_token bytea, p_retention_ms bigint)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_answer jsonb;
+BEGIN
+    IF NOT ticketing_in_exclusive() THEN
+        -- A subtransaction: falling back rolls back the seats and units taken and releases
+        -- the shared lock, so the exclusive path never waits for itself.
+        BEGIN
+            v_answer := ticketing_reserve_shared(p_now, p_req, p_id, p_token);
+            IF v_answer IS NOT NULL THEN
+                RETURN v_answer;
+            END IF;
+            RAISE EXCEPTION USING ERRCODE = 'TKSH1';
+        EXCEPTION WHEN SQLSTATE 'TKSH1' OR unique_violation THEN
+            NULL;
+        END;
+    END IF;
+    PERFORM ticketing_exclusive(ARRAY[p_req->>'event']);
+    RETURN ticketing_reserve_exclusive(p_now, p_req, p_id, p_token, p_retention_ms);
+END
+$$;
+
+ALTER FUNCTION ticketing_reserve_batch(bigint, jsonb, text[], bytea[], bigint) RENAME TO ticketing_reserve_batch_exclusive;
+
+CREATE FUNCTION ticketing_reserve_batch(p_now bigint, p_reqs jsonb, p_ids text[], p_tokens bytea[],
+                                        p_retention_ms bigint)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM ticketing_exclusive(ARRAY(SELECT r->>'event' FROM jsonb_array_elements(p_reqs) AS r));
+    RETURN ticketing_reserve_batch_exclusive(p_now, p_reqs, p_ids, p_tokens, p_retention_ms);
+END
+$$;
+
+ALTER FUNCTION ticketing_commit(bigint, text, bytea, jsonb, text, bigint) RENAME TO ticketing_commit_exclusive;
+
+CREATE FUNCTION ticketing_commit(p_now bigint, p_id text, p_token bytea, p_req jsonb, p_order text,
+                                 p_retention_ms bigint)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM ticketing_exclusive(ARRAY[(SELECT event_id FROM reservations WHERE id = p_id)]);
+    RETURN ticketing_commit_exclusive(p_now, p_id, p_token, p_req, p_order, p_retention_ms);
+END
+$$;
+
+ALTER FUNCTION ticketing_commit_batch(bigint, text[], bytea[], jsonb, text[], bigint)
+    RENAME TO ticketing_commit_batch_exclusive;
+
+CREATE FUNCTION ticketing_commit_batch(p_now bigint, p_ids text[], p_tokens bytea[], p_reqs jsonb,
+                                       p_orders text[], p_retention_ms bigint)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM ticketing_exclusive(ARRAY(SELECT (SELECT x.event_id FROM reservations x WHERE x.id = w.id)
+                                      FROM unnest(p_ids) AS w (id)));
+    RETURN ticketing_commit_batch_exclusive(p_now, p_ids, p_tokens, p_reqs, p_orders, p_retention_ms);
+END
+$$;
+
+ALTER FUNCTION ticketing_block(bigint, text, text[], boolean) RENAME TO ticketing_block_exclusive;
+
+CREATE FUNCTION ticketing_block(p_now bigint, p_event text, p_seats text[], p_blocked boolean)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM ticketing_exclusive(ARRAY[p_event]);
+    RETURN ticketing_block_exclusive(p_now, p_event, p_seats, p_blocked);
+END
+$$;
+
+ALTER FUNCTION ticketing_set_pool(bigint, text, text, integer, boolean) RENAME TO ticketing_set_pool_exclusive;
+
+CREATE FUNCTION ticketing_set_pool(p_now bigint, p_event text, p_pool text, p_value integer, p_capacity boolean)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM ticketing_exclusive(ARRAY[p_event]);
+    RETURN ticketing_set_pool_exclusive(p_now, p_event, p_pool, p_value, p_capacity);
+END
+$$;
+
+ALTER FUNCTION ticketing_transfer(bigint, text, text) RENAME TO ticketing_transfer_exclusive;
+
+CREATE FUNCTION ticketing_transfer(p_now bigint, p_ticket text, p_to text)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM ticketing_exclusive(ARRAY[(SELECT event_id FROM tickets WHERE id = p_ticket)]);
+    RETURN ticketing_transfer_exclusive(p_now, p_ticket, p_to);
+END
+$$;
+
+-- The snapshot under the exclusive lock, after the pending changes are numbered: no reserve
+-- can land between the numbering and the read, so the snapshot is exactly the log up to seq.
+ALTER FUNCTION ticketing_availability(bigint, text) RENAME TO ticketing_availability_snapshot;
+
+CREATE FUNCTION ticketing_availability(p_now bigint, p_event text)
+RETURNS TABLE (seq bigint, seats smallint[], pool_ids text[], capacities integer[], helds integer[],
+               solds integer[], blockeds integer[])
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM ticketing_exclusive(ARRAY[p_event]);
+    PERFORM ticketing_sequence_now(p_event);
+    RETURN QUERY SELECT * FROM ticketing_availability_snapshot(p_now, p_event);
+END
+$$;
+
+-- A page of the log after p_after, its pending changes numbered first; with the event's
+-- oldest kept sequence number. No row when the event does not exist, one row of NULLs but
+-- first_retained when nothing comes after p_after.
+CREATE FUNCTION ticketing_changes(p_event text, p_after bigint, p_limit bigint)
+RETURNS TABLE (first_retained bigint, seq bigint, at bigint, kind jsonb)
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM ticketing_sequence_now(p_event);
+    RETURN QUERY
+    SELECT COALESCE((SELECT min(x.seq) FROM changes x WHERE x.event_id = e.id), e.next_seq),
+           c.seq, c.at, c.kind
+    FROM events e
+    LEFT JOIN LATERAL (SELECT x.seq, x.at, x.kind FROM changes x
+                       WHERE x.event_id = e.id AND x.seq > p_after
+                       ORDER BY x.seq LIMIT p_limit) c ON true
+    WHERE e.id = p_event ORDER BY c.seq;
+END
+$$;
+
+-- How many counter rows a GA pool's capacity is striped over (1: the pool's row alone).
+CREATE FUNCTION ticketing_set_pool_stripes(p_event text, p_pool text, p_stripes integer)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_idx integer;
+BEGIN
+    PERFORM ticketing_exclusive(ARRAY[p_event]);
+    IF NOT EXISTS (SELECT 1 FROM events WHERE id = p_event) THEN
+        RETURN ticketing_error('not_found', jsonb_build_object('entity', 'event', 'id', p_event));
+    END IF;
+    SELECT idx INTO v_idx FROM pools WHERE event_id = p_event AND pool_id = p_pool FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN ticketing_error('not_found', jsonb_build_object('entity', 'pool', 'id', p_pool));
+    END IF;
+    -- Drained by the exclusive lock: no unit is out in a stripe.
+    DELETE FROM pool_stripes WHERE event_id = p_event AND pool_idx = v_idx;
+    UPDATE pools SET stripes = p_stripes WHERE event_id = p_event AND idx = v_idx;
+    INSERT INTO pool_stripes (event_id, pool_idx, stripe)
+    SELECT p_event, v_idx, s FROM generate_series(0, p_stripes - 1) AS s WHERE p_stripes > 1;
+    RETURN jsonb_build_object('ok', NULL);
+END
+$$;
