@@ -88,13 +88,13 @@ async fn racing_reserves_commits_and_cancels_never_oversell_and_replay() {
                 if roll % 3 != 1 {
                     let first = next(&mut state) % u64::from(SEATS) + 1;
                     request = request.seats([SeatId::new(format!("s{first}")).unwrap()]);
-                    if roll % 5 == 0 {
+                    if roll.is_multiple_of(5) {
                         let second = first % u64::from(SEATS) + 1;
                         request = request.seats([SeatId::new(format!("s{second}")).unwrap()]);
                     }
                 }
-                if roll % 3 != 0 {
-                    let which = if roll % 2 == 0 { "one" } else { "striped" };
+                if !roll.is_multiple_of(3) {
+                    let which = if roll.is_multiple_of(2) { "one" } else { "striped" };
                     let quantity = u32::try_from(next(&mut state) % 3 + 1).unwrap();
                     request = request.ga(pool(which), quantity);
                 }
@@ -174,7 +174,7 @@ async fn a_holders_racing_reserves_stay_within_its_limits() {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             let holder = HolderId::new("one-holder").unwrap();
-            let request = if n % 2 == 0 {
+            let request = if n.is_multiple_of(2) {
                 ReserveRequest::new(event(), holder).seats([SeatId::new(format!("s{n}")).unwrap()])
             } else {
                 ReserveRequest::new(event(), holder).ga(pool("striped"), 1)
