@@ -4,7 +4,7 @@
 -- next sequence number, so reserves of one event ran one at a time, each holding the lock
 -- through its commit's WAL flush: one event did at most one reserve per flush, however many
 -- clients and free seats it had. Here a plain reserve - named seats and GA units, no best
--- available, on an event without a waitlist, with no lapsed hold to finalize and no
+-- available, on an event without a waitlist, with no lapsed GA hold to finalize and no
 -- idempotency record yet - runs beside other such reserves:
 --
 -- - It holds the event's advisory lock in SHARE mode; every operation that decides on free
@@ -21,20 +21,27 @@
 --   they only take free inventory, so they commute; every change that depends on one (its
 --   commit, cancel, expiry) is numbered after it, because the dependent operation saw it
 --   committed, so the trigger, which runs later, sees its pending row.
--- - Lapsed holds it finalizes as the old path does (taking the event's row for their log
---   entries), and it answers the refusals it can decide - not on sale, a holder limit, a
---   seat held, sold or blocked - exactly as the old path would. Anything else (a sold-out
---   pool, a repeated client id, bad input) rolls back its subtransaction, releasing its
---   locks, and runs the reserve as before under the exclusive lock.
+-- - Lapsed seat holds it finalizes as the old path does (taking the event's row for their
+--   log entries); lapsed GA holds send it to the exclusive path (their release holds pool
+--   rows that reserves beside it may wait for). It answers the refusals it can decide -
+--   not on sale, a holder limit, a seat held, sold or blocked - exactly as the old path
+--   would. Anything else (a sold-out
+--   pool, a repeated client id, bad input) runs the reserve as before under the exclusive
+--   lock: found before the shared lock is taken, or, for a request with GA units, after
+--   rolling back a subtransaction that releases what it took. Races it cannot answer (a
+--   client id recorded meanwhile, a seat freed between two reads) raise a serialization
+--   failure: the store retries the call.
 --
 -- Striped GA pools: a pool with `stripes` > 1 hands out its free units to counter rows
 -- (pool_stripes) in chunks; a reserve takes units from a stripe nobody else holds (SKIP
 -- LOCKED), so concurrent GA reserves do not queue on the pool's row. pools.striped counts
 -- the units handed to stripes (held by their reserves or still unused), so
 -- held + sold + blocked + striped <= capacity holds on the pool row: never oversold. The
--- older functions only know held/sold/blocked: a trigger folds the stripes' taken units into
--- held before any of them changes the pool row, and the exclusive lock drains the stripes
--- (taken into held, unused back to the pool) before anything decides on free units.
+-- older functions only know held/sold/blocked: a trigger folds the taken units of the
+-- stripes nobody holds into held before any of them changes the pool row (a release may so
+-- leave held short for a while: held + striped >= 0 replaces held >= 0), and the exclusive
+-- lock drains the stripes (taken into held, unused back to the pool) before anything
+-- decides on free units. Lock order: the exclusive lock, the event's row, pool rows, stripes.
 --
 -- The foreign keys from reservations and reserve_records to events go: each insert checked
 -- one by taking a KEY SHARE lock on the event's row - every concurrent reserve on the one
@@ -57,6 +64,10 @@ ALTER TABLE pools
     ADD COLUMN stripes smallint NOT NULL DEFAULT 1 CHECK (stripes BETWEEN 1 AND 64),
     ADD COLUMN striped integer NOT NULL DEFAULT 0 CHECK (striped >= 0),
     ADD CONSTRAINT pools_striped_within_capacity CHECK (held + sold + blocked + striped <= capacity);
+-- A striped pool's held may be short of its live holds' units for a while (see the fold
+-- trigger): what is short is counted in the stripes' taken, at most `striped`.
+ALTER TABLE pools DROP CONSTRAINT pools_held_check,
+    ADD CONSTRAINT pools_held_with_stripes CHECK (held + striped >= 0);
 
 -- A striped pool's counter rows: `quota` units handed to the stripe, `taken` of them held by
 -- reserves not yet folded into the pool's held. The pool's striped = sum of quotas.
@@ -120,23 +131,61 @@ BEGIN
 END
 $$;
 
--- Before an older function changes a striped pool's row: the stripes' taken units become
--- held (their quota shrinks by as much), so held counts every held unit again.
+-- Pruning counts the pending changes too, as the log does once they are numbered: they are
+-- numbered first. An event whose row is busy is left for the next sweep (no waiting, so
+-- no lock-order cycle with whoever holds it and waits for one this sweep holds).
+CREATE OR REPLACE FUNCTION ticketing_prune_changes(p_keep bigint) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    e record;
+    v_deleted bigint := 0;
+    v_rows bigint;
+BEGIN
+    IF p_keep IS NULL THEN
+        RETURN 0;
+    END IF;
+    FOR e IN SELECT id, EXISTS (SELECT 1 FROM pending_changes p WHERE p.event_id = events.id) AS pending
+             FROM events LOOP
+        IF e.pending THEN
+            UPDATE events SET next_seq = next_seq
+            WHERE id = (SELECT id FROM events WHERE id = e.id FOR UPDATE SKIP LOCKED);
+            CONTINUE WHEN NOT FOUND;
+        END IF;
+        DELETE FROM changes
+        WHERE event_id = e.id AND seq < (SELECT next_seq FROM events WHERE id = e.id) - p_keep;
+        GET DIAGNOSTICS v_rows = ROW_COUNT;
+        v_deleted := v_deleted + v_rows;
+    END LOOP;
+    RETURN v_deleted;
+END
+$$;
+
+-- Before an older function changes a striped pool's row: the taken units of every stripe
+-- nobody else holds become held (their quota shrinks by as much). It never waits for a
+-- stripe: a reserve holding one may be waiting for this pool's row (a refill), and a
+-- stripe's lock can outlive the statement that found it full. So outside the exclusive lock
+-- `held` may fall below zero for a while (a release of units still counted in a stripe it
+-- skipped); what bounds the pool is unchanged: held + the stripes' taken units is what live
+-- holds have, and held + sold + blocked + striped <= capacity. Under the exclusive lock, with
+-- the pool's row held, no stripe is held by anyone else: the fold is whole and exact.
 CREATE FUNCTION ticketing_fold_stripes() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     v_taken bigint;
 BEGIN
-    PERFORM 1 FROM pool_stripes WHERE event_id = NEW.event_id AND pool_idx = NEW.idx
-    ORDER BY stripe FOR UPDATE;
-    SELECT COALESCE(sum(taken), 0) INTO v_taken FROM pool_stripes
-    WHERE event_id = NEW.event_id AND pool_idx = NEW.idx;
-    IF v_taken > 0 THEN
-        UPDATE pool_stripes SET quota = quota - taken, taken = 0
-        WHERE event_id = NEW.event_id AND pool_idx = NEW.idx AND taken > 0;
-        NEW.held := NEW.held + v_taken;
-        NEW.striped := NEW.striped - v_taken;
-    END IF;
+    WITH locked AS (
+        SELECT stripe, taken FROM pool_stripes
+        WHERE event_id = NEW.event_id AND pool_idx = NEW.idx AND taken > 0
+        FOR UPDATE SKIP LOCKED
+    ), folded AS (
+        UPDATE pool_stripes s SET quota = s.quota - l.taken, taken = 0
+        FROM locked l
+        WHERE s.event_id = NEW.event_id AND s.pool_idx = NEW.idx AND s.stripe = l.stripe
+        RETURNING l.taken
+    )
+    SELECT COALESCE(sum(taken), 0) INTO v_taken FROM folded;
+    NEW.held := NEW.held + v_taken;
+    NEW.striped := NEW.striped - v_taken;
     RETURN NEW;
 END
 $$;
@@ -169,15 +218,15 @@ $$;
 -- Takes p_qty units of a striped pool for one reserve: from a stripe with room that nobody
 -- holds; else it refills a stripe with a chunk of the pool's free units: the pool's row
 -- first (p_may_wait: waiting for it, else only if nobody holds it), then a stripe nobody
--- holds, or its own stripe, waited for. False when the pool's free units are too few for
--- the request, or its row is busy and may not be waited for: the exclusive path then
--- decides, with exact counters.
+-- holds; with every stripe busy, the units come from the pool's row itself. False when the
+-- pool's free units are too few for the request, or its row is busy and may not be waited
+-- for: the exclusive path then decides, with exact counters.
 --
--- No deadlock: a stripe holder waits for nothing more of its pool; whoever holds a pool's
--- row may wait for its stripes (the fold trigger does); so a stripe is never held while
--- waiting for a pool's row. p_may_wait is for a request with this one GA item: with others,
--- an older function could hold this pool's row while waiting for another's this reserve
--- holds.
+-- No deadlock: whoever holds a pool's row waits for none of its stripes (refills skip busy
+-- ones, the fold trigger too; only the drain waits, under the exclusive lock, when no
+-- reserve holds a stripe), so waiting for the row while holding a stripe is safe.
+-- p_may_wait is for a request with this one GA item: with others, an older function could
+-- hold this pool's row while waiting for another's this reserve holds.
 CREATE FUNCTION ticketing_take_striped(p_event text, p_pool_idx integer, p_stripes integer, p_qty integer,
                                        p_start integer, p_may_wait boolean)
 RETURNS boolean
@@ -205,17 +254,15 @@ BEGIN
         IF v_chunk IS NULL OR v_chunk < p_qty THEN
             RETURN false;
         END IF;
+        -- Any stripe nobody holds (one this transaction locked and found full counts);
+        -- none: the units come straight from the pool's row, which is held already.
         SELECT stripe INTO v_stripe FROM pool_stripes
         WHERE event_id = p_event AND pool_idx = p_pool_idx
         ORDER BY (stripe + p_stripes - p_start) % p_stripes
         LIMIT 1 FOR UPDATE SKIP LOCKED;
         IF NOT FOUND THEN
-            SELECT stripe INTO v_stripe FROM pool_stripes
-            WHERE event_id = p_event AND pool_idx = p_pool_idx AND stripe = p_start
-            FOR UPDATE;
-            IF NOT FOUND THEN
-                RETURN false;
-            END IF;
+            UPDATE pools SET held = held + p_qty WHERE event_id = p_event AND idx = p_pool_idx;
+            RETURN true;
         END IF;
         UPDATE pools SET striped = striped + v_chunk WHERE event_id = p_event AND idx = p_pool_idx;
         UPDATE pool_stripes SET quota = quota + v_chunk
@@ -224,6 +271,16 @@ BEGIN
     UPDATE pool_stripes SET taken = taken + p_qty
     WHERE event_id = p_event AND pool_idx = p_pool_idx AND stripe = v_stripe;
     RETURN true;
+END
+$$;
+
+-- A reserve beside others found its client reservation id recorded by a racing reserve
+-- after it checked: a serialization failure, so the caller retries the whole call, which
+-- then answers from the record (the exclusive path).
+CREATE FUNCTION ticketing_client_id_raced() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'a racing reserve recorded this client reservation id' USING ERRCODE = '40001';
 END
 $$;
 
@@ -236,10 +293,24 @@ LANGUAGE plpgsql AS $$
 BEGIN
     IF p_client IS NOT NULL THEN
         INSERT INTO reserve_records (event_id, client_reservation_id, made_at, request, outcome)
-        VALUES (p_event, p_client, p_now, p_req, p_answer);
+        VALUES (p_event, p_client, p_now, p_req, p_answer)
+        ON CONFLICT DO NOTHING;
+        IF NOT FOUND THEN
+            PERFORM ticketing_client_id_raced();
+        END IF;
     END IF;
     RETURN p_answer;
 END
+$$;
+
+-- Whether a hold with GA units has lapsed in the event and is not finalized yet. Reads the
+-- lapses in index order (a generic plan of a plain range test read every live hold), the
+-- first thousand at most: lapses pile up only without a sweeper.
+CREATE FUNCTION ticketing_ga_lapsed(p_event text, p_now bigint) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT COALESCE(bool_or(cardinality(l.pool_idx) > 0), false)
+    FROM (SELECT x.pool_idx FROM reservations x WHERE x.event_id = p_event AND x.status = 0
+          AND x.expires_at <= p_now ORDER BY x.expires_at LIMIT 1000) l
 $$;
 
 -- A reserve made beside other reserves (see the header), or NULL when this path cannot
@@ -279,10 +350,14 @@ BEGIN
                  FROM jsonb_array_elements(p_req->'ga') WITH ORDINALITY AS w (g, ord)
                  ORDER BY w.ord) AS pool_idx,
            ARRAY(SELECT (g->>'quantity')::integer FROM jsonb_array_elements(p_req->'ga') WITH ORDINALITY AS w (g, ord)
-                 ORDER BY w.ord) AS pool_qty
+                 ORDER BY w.ord) AS pool_qty,
+           ticketing_ga_lapsed(e.id, n.now) AS ga_lapsed
     INTO ev
-    FROM events e WHERE e.id = p_req->>'event';
-    IF ev.id IS NULL OR ticketing_has_waitlist(ev.policy)
+    FROM events e, LATERAL (SELECT ticketing_now(p_now) AS now) n WHERE e.id = p_req->>'event';
+    -- Lapsed holds with GA units are finalized under the exclusive lock: releasing their
+    -- units holds their pools' rows, which reserves beside this one may be waiting for while
+    -- they hold seats this one would then wait for.
+    IF ev.id IS NULL OR ev.ga_lapsed OR ticketing_has_waitlist(ev.policy)
        OR array_position(ev.seat_idx, NULL) IS NOT NULL OR array_position(ev.pool_idx, NULL) IS NOT NULL THEN
         RETURN NULL;
     END IF;
@@ -290,14 +365,17 @@ BEGIN
     IF v_ttl > (ev.policy->>'reservation_ttl_seconds_max')::bigint THEN
         RETURN NULL;
     END IF;
-    PERFORM pg_advisory_xact_lock_shared(ticketing_event_lock_key(ev.id));
-    -- Read once the lock is held, as the exclusive path reads it once the event is locked.
-    v_now := ticketing_now(p_now);
-    -- A repeated client reservation id: the exclusive path answers from its record.
+    -- A repeated client reservation id: the exclusive path answers from its record. (One
+    -- recorded from now on makes this reserve's own record insert fail: see there.)
     IF v_client IS NOT NULL AND EXISTS (SELECT 1 FROM reserve_records c
                                         WHERE c.event_id = ev.id AND c.client_reservation_id = v_client) THEN
         RETURN NULL;
     END IF;
+    -- From here on only a GA request returns NULL (its caller runs it in a subtransaction);
+    -- anything else answers or raises.
+    PERFORM pg_advisory_xact_lock_shared(ticketing_event_lock_key(ev.id));
+    -- Read once the lock is held, as the exclusive path reads it once the event is locked.
+    v_now := ticketing_now(p_now);
     -- From here on every refusal is the exclusive path's answer in its order (the checks
     -- before it passed, nothing is written yet), so it is answered here: a flash sale
     -- refuses most requests, and through the exclusive lock each would wait for every
@@ -316,8 +394,14 @@ BEGIN
     -- of the event (seen: 3.6 to 7 ms a call at 5,000 to 18,000 of them). Finalizing logs
     -- with sequence numbers, so it takes the event's row (after the shared lock, as every
     -- operation that may run beside these takes it first: no cycle), until commit.
+    -- Only seat holds lapse here (see above), unless one with GA units lapsed since the first
+    -- look: a GA request then falls back; a seats-only one finalizes it (a deadlock it may so
+    -- run into is retried).
     IF (SELECT x.expires_at FROM reservations x WHERE x.event_id = ev.id AND x.status = 0
         ORDER BY x.expires_at LIMIT 1) <= v_now THEN
+        IF cardinality(ev.pool_idx) > 0 AND ticketing_ga_lapsed(ev.id, v_now) THEN
+            RETURN NULL;
+        END IF;
         PERFORM 1 FROM events WHERE id = ev.id FOR UPDATE;
         PERFORM ticketing_finalize_lapsed(ev.id, v_now);
     END IF;
@@ -363,7 +447,8 @@ BEGIN
                          WHERE (SELECT s.status FROM seats s WHERE s.event_id = ev.id AND s.idx = w.idx) <> 0
                          ORDER BY w.ord);
         IF cardinality(v_taken) = 0 THEN
-            RETURN NULL;
+            -- Freed between the two reads: the caller retries the whole call.
+            RAISE EXCEPTION 'a seat was freed while being reserved' USING ERRCODE = '40001';
         END IF;
         RETURN ticketing_reserve_refused(ev.id, v_client, v_now, p_req,
             ticketing_error('seat_unavailable', jsonb_build_object('seats', to_jsonb(v_taken))));
@@ -389,9 +474,7 @@ BEGIN
             END IF;
         END LOOP;
     END IF;
-    -- The reservation, its change (numbered later) and its record, in one statement. A
-    -- racing reserve with the same client id: unique_violation, and the caller's exclusive
-    -- path answers from the winner's record.
+    -- The reservation, its change (numbered later) and its record, in one statement.
     WITH made AS (
         INSERT INTO reservations (id, event_id, holder, status, seat_ids, seat_idx, pool_ids, pool_idx,
                                   pool_qty, created_at, expires_at, token_hash, client_reservation_id)
@@ -411,9 +494,16 @@ BEGIN
         INSERT INTO reserve_records (event_id, client_reservation_id, made_at, request, outcome)
         SELECT made.event_id, v_client, v_now, p_req, jsonb_build_object('ok', made.id)
         FROM made WHERE v_client IS NOT NULL
+        ON CONFLICT DO NOTHING
+        RETURNING 1
     )
-    SELECT jsonb_build_object('ok', ticketing_reservation_json(made::reservations, v_now)) INTO v_answer
+    SELECT jsonb_build_object('ok', ticketing_reservation_json(made::reservations, v_now)),
+           (SELECT count(*) FROM recorded)
+    INTO v_answer, v_count
     FROM made;
+    IF v_client IS NOT NULL AND v_count = 0 THEN
+        PERFORM ticketing_client_id_raced();
+    END IF;
     RETURN v_answer;
 END
 $$;
@@ -438,6 +528,10 @@ BEGIN
     FOR v_event IN SELECT DISTINCT e FROM unnest(p_events) AS e WHERE e IS NOT NULL ORDER BY 1 LOOP
         PERFORM pg_advisory_xact_lock(ticketing_event_lock_key(v_event));
     END LOOP;
+    -- Then the events' rows (as every older function takes them first), before any pool or
+    -- stripe: operations that do not take the exclusive lock (cancel, expiry, refund) hold
+    -- an event's row while they change its pools.
+    PERFORM 1 FROM events WHERE id = ANY (p_events) ORDER BY id FOR UPDATE;
     FOR v_event IN SELECT DISTINCT e FROM unnest(p_drain) AS e WHERE e IS NOT NULL ORDER BY 1 LOOP
         IF EXISTS (SELECT 1 FROM pools WHERE event_id = v_event AND striped > 0) THEN
             PERFORM ticketing_drain_stripes(v_event);
@@ -469,7 +563,15 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_answer jsonb;
 BEGIN
-    IF NOT ticketing_in_exclusive() THEN
+    IF ticketing_in_exclusive() THEN
+        NULL;
+    ELSIF jsonb_array_length(COALESCE(p_req->'ga', '[]')) = 0 THEN
+        -- Without GA items the shared path falls back only before it takes its lock.
+        v_answer := ticketing_reserve_shared(p_now, p_req, p_id, p_token);
+        IF v_answer IS NOT NULL THEN
+            RETURN v_answer;
+        END IF;
+    ELSE
         -- A subtransaction: falling back rolls back the seats and units taken and releases
         -- the shared lock, so the exclusive path never waits for itself.
         BEGIN
@@ -478,7 +580,7 @@ BEGIN
                 RETURN v_answer;
             END IF;
             RAISE EXCEPTION USING ERRCODE = 'TKSH1';
-        EXCEPTION WHEN SQLSTATE 'TKSH1' OR unique_violation THEN
+        EXCEPTION WHEN SQLSTATE 'TKSH1' THEN
             NULL;
         END;
     END IF;

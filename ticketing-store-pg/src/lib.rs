@@ -44,12 +44,26 @@
 //! 0010 a walk of a section or category could not use its index: the event id's "C"
 //! collation became the picker's for the section too.)
 //!
-//! **Why GA pools are not striped.** Striping a pool's counter over several rows removes a
-//! queue on one row. Here every change of an event also takes the event's row — the change
-//! log's gap-free sequence needs one writer per event at a time — so a striped pool would
-//! remove a queue behind which an identical one stands. The lever for a hot event is
-//! batching: `reserve_batch` and `ticketing_core::Coalescing` (ticketing-core's `tokio`
-//! feature) put many reservations under one lock, one round trip and one WAL flush.
+//! **Reserves beside each other, and striped GA pools** (migration 0014). A plain reserve
+//! (named seats and GA units, no best available, no waitlist, a first use of its client
+//! reservation id) does not take the event's row: it holds the event's advisory lock in
+//! share mode, takes its seats by row (several in layout order) and its units from the
+//! pool's row or a stripe, and writes its change to `pending_changes` without a sequence
+//! number; whoever next takes a sequence number of the event (a trigger on its row) numbers
+//! the pending changes first, and `availability` and `changes` number them before reading,
+//! so the log stays gap-free and replays to every snapshot. Everything that decides on free
+//! inventory with the older functions (other reserves and batches, commits, block, pool
+//! changes, transfers, availability) takes the advisory lock exclusively first - fair: a
+//! waiting exclusive request holds back later shared ones - so it sees no reserve half-way.
+//! The shared path answers what it can decide alone (success, not on sale, a holder limit,
+//! a seat taken) exactly as the exclusive path would, finalizes lapsed holds as it does,
+//! and hands anything else (a pool short of units, a repeated client id, bad input) to it,
+//! after rolling back its own subtransaction. A GA pool may be striped over counter rows
+//! ([`PgStoreConfig::ga_stripes`], [`PgStore::set_pool_stripes`]): reserves take units from
+//! a stripe no one else holds, refilled in chunks from the pool's row, whose check still
+//! bounds held + sold + blocked + units out in stripes by the capacity.
+//! `tests/shared_reserves.rs` races reserves, commits and cancels on a one-row and a
+//! striped pool; the conformance kit runs with every pool striped.
 //!
 //! **How a batch runs.** A batch of one event without a waitlist (what `Coalescing` sends)
 //! is one set-based run (`ticketing_reserve_run`, migration 0010): its requests are decided
@@ -78,9 +92,10 @@
 //!   seats, pools, change 1). The reservation operations will be plpgsql functions installed
 //!   by the migrations, called with one statement and answering one `jsonb` document (the
 //!   result or the error with its data), so each costs one round trip.
-//! - **Lock order**, the same in every function: seat rows by layout index, then pool rows by
-//!   index, then reservation rows by id; the sweeper uses `FOR UPDATE SKIP LOCKED` on
-//!   reservations only after locking their seats in that order.
+//! - **Lock order**: the event's advisory lock (exclusive or shared), then its row, then
+//!   seat rows by layout index, pool rows, stripes, reservation rows; a reserve beside others
+//!   never waits for a pool's row while it holds one of its stripes. The sweeper uses
+//!   `FOR UPDATE SKIP LOCKED` on events.
 //! - **Lazy expiry**: a seat whose `hold_expires_at` has passed reads as free; the operation
 //!   that takes it finalizes the lapsed reservation in the same transaction (logging
 //!   `Expired` before its own change), as the in-memory store does.

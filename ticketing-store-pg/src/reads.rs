@@ -7,6 +7,7 @@ use ticketing_core::{
 };
 
 use crate::error::backend;
+use crate::reservations::retrying;
 use crate::{PgStore, from_db};
 
 impl PgStore {
@@ -17,15 +18,16 @@ impl PgStore {
     pub async fn availability(&self, event: &EventId) -> Result<Availability> {
         // One round trip: the function finalizes lapsed holds first (lapsed holds are free,
         // and the snapshot and the log must agree), then reads everything in one statement.
-        let row = sqlx::query(
-            "SELECT seq, seats, pool_ids, capacities, helds, solds, blockeds
-             FROM ticketing_availability($1, $2)",
-        )
-        .bind(self.now_param())
-        .bind(event.as_str())
-        .fetch_optional(self.pool())
-        .await
-        .map_err(backend("availability"))?
+        let row = retrying("availability", || {
+            sqlx::query(
+                "SELECT seq, seats, pool_ids, capacities, helds, solds, blockeds
+                 FROM ticketing_availability($1, $2)",
+            )
+            .bind(self.now_param())
+            .bind(event.as_str())
+            .fetch_optional(self.pool())
+        })
+        .await?
         .ok_or_else(|| Error::not_found(Entity::Event, event))?;
         let seq: i64 = row.try_get("seq").map_err(backend("availability"))?;
         let statuses: Vec<i16> = row.try_get("seats").map_err(backend("availability"))?;
@@ -94,14 +96,14 @@ impl PgStore {
         // The event's existence, the oldest change kept and the page in one round trip, after
         // the changes of reserves made beside each other are numbered (migration 0014): a
         // missing event yields no row at all, an event without later changes one row of NULLs.
-        let rows =
+        let rows = retrying("changes", || {
             sqlx::query("SELECT first_retained, seq, at, kind FROM ticketing_changes($1, $2, $3)")
                 .bind(event.as_str())
                 .bind(after)
                 .bind(limit)
                 .fetch_all(self.pool())
-                .await
-                .map_err(backend("changes"))?;
+        })
+        .await?;
         let Some(first) = rows.first() else {
             return Err(Error::not_found(Entity::Event, event));
         };

@@ -21,6 +21,23 @@ fn is_retryable(error: &sqlx::Error) -> bool {
         if matches!(database.code().as_deref(), Some("40001" | "40P01")))
 }
 
+/// Runs `attempt` until it succeeds, fails otherwise than with a serialization failure or
+/// deadlock (which rolled its transaction back whole), or has failed `RETRIES_MAX` times.
+pub(crate) async fn retrying<T, F, Fut>(operation: &'static str, mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, sqlx::Error>>,
+{
+    let mut attempts = 1;
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(error) if attempts < RETRIES_MAX && is_retryable(&error) => attempts += 1,
+            Err(error) => return Err(backend(operation)(error)),
+        }
+    }
+}
+
 impl PgStore {
     /// Reserves every item asked for, or nothing, with the semantics of
     /// [`InventoryStore::reserve`](ticketing_core::InventoryStore::reserve).
@@ -307,14 +324,7 @@ impl PgStore {
         operation: &'static str,
         query: impl Fn() -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
     ) -> Result<serde_json::Value> {
-        let mut attempt = 1;
-        let row = loop {
-            match query().fetch_one(self.pool()).await {
-                Ok(row) => break row,
-                Err(error) if attempt < RETRIES_MAX && is_retryable(&error) => attempt += 1,
-                Err(error) => return Err(backend(operation)(error)),
-            }
-        };
+        let row = retrying(operation, || query().fetch_one(self.pool())).await?;
         row.try_get::<Option<serde_json::Value>, _>("answer")
             .map(Option::unwrap_or_default)
             .map_err(backend(operation))

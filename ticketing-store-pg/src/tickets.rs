@@ -6,7 +6,7 @@ use ticketing_core::{
     Timestamp, validate,
 };
 
-use crate::error::backend;
+use crate::reservations::retrying;
 use crate::wire::decode;
 use crate::{PgStore, to_db};
 
@@ -159,15 +159,15 @@ impl PgStore {
     /// Errors: `backend`.
     pub async fn expire_due(&self, limit: usize) -> Result<usize> {
         let limit = i32::try_from(limit).unwrap_or(i32::MAX);
-        let (expired, _pruned): (i32, i64) =
+        let (expired, _pruned): (i32, i64) = retrying("expire_due", || {
             sqlx::query_as("SELECT ticketing_expire_due($1, $2, $3), ticketing_prune_changes($4)")
                 .bind(self.now_param())
                 .bind(limit)
                 .bind(to_db(Timestamp::from_millis(self.idempotency_retention_ms)))
                 .bind(self.change_retention)
                 .fetch_one(self.pool())
-                .await
-                .map_err(backend("expire_due"))?;
+        })
+        .await?;
         Ok(usize::try_from(expired).unwrap_or(0))
     }
 }

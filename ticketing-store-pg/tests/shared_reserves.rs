@@ -94,7 +94,11 @@ async fn racing_reserves_commits_and_cancels_never_oversell_and_replay() {
                     }
                 }
                 if !roll.is_multiple_of(3) {
-                    let which = if roll.is_multiple_of(2) { "one" } else { "striped" };
+                    let which = if roll.is_multiple_of(2) {
+                        "one"
+                    } else {
+                        "striped"
+                    };
                     let quantity = u32::try_from(next(&mut state) % 3 + 1).unwrap();
                     request = request.ga(pool(which), quantity);
                 }
