@@ -56,12 +56,16 @@
 //! changes, transfers, availability) takes the advisory lock exclusively first - fair: a
 //! waiting exclusive request holds back later shared ones - so it sees no reserve half-way.
 //! The shared path answers what it can decide alone (success, not on sale, a holder limit,
-//! a seat taken) exactly as the exclusive path would, finalizes lapsed holds as it does,
-//! and hands anything else (a pool short of units, a repeated client id, bad input) to it,
-//! after rolling back its own subtransaction. A GA pool may be striped over counter rows
-//! ([`PgStoreConfig::ga_stripes`], [`PgStore::set_pool_stripes`]): reserves take units from
-//! a stripe no one else holds, refilled in chunks from the pool's row, whose check still
-//! bounds held + sold + blocked + units out in stripes by the capacity.
+//! a seat taken) exactly as the exclusive path would, finalizes lapsed seat holds as it
+//! does, and hands anything else (a pool short of units, a lapsed GA hold, a repeated client
+//! id, bad input) to it, after rolling back its own subtransaction. A GA pool may be striped
+//! over counter rows ([`PgStoreConfig::ga_stripes`], [`PgStore::set_pool_stripes`]): reserves
+//! take units from a stripe no one else holds, refilled in chunks from the pool's row, whose
+//! check still bounds held + sold + blocked + units out in stripes by the capacity. Units in
+//! stripes are folded into the pool's `held` by whoever next changes its row, skipping
+//! stripes in use, and drained whole under the exclusive lock; so a release may leave
+//! `held` short for a while (`held + striped >= 0` is the row's check), never a count that
+//! anything decides on.
 //! `tests/shared_reserves.rs` races reserves, commits and cancels on a one-row and a
 //! striped pool; the conformance kit runs with every pool striped.
 //!
@@ -93,9 +97,12 @@
 //!   by the migrations, called with one statement and answering one `jsonb` document (the
 //!   result or the error with its data), so each costs one round trip.
 //! - **Lock order**: the event's advisory lock (exclusive or shared), then its row, then
-//!   seat rows by layout index, pool rows, stripes, reservation rows; a reserve beside others
-//!   never waits for a pool's row while it holds one of its stripes. The sweeper uses
-//!   `FOR UPDATE SKIP LOCKED` on events.
+//!   seat rows by layout index, pool rows, stripes, reservation rows. Nobody holding a
+//!   pool's row waits for one of its stripes (refills and folds skip stripes in use; only
+//!   the drain waits, under the exclusive lock, when no reserve holds one), so a reserve may
+//!   wait for a pool's row while it holds a stripe. The sweeper uses `FOR UPDATE SKIP
+//!   LOCKED` on events; every call is retried a few times on a deadlock or serialization
+//!   failure.
 //! - **Lazy expiry**: a seat whose `hold_expires_at` has passed reads as free; the operation
 //!   that takes it finalizes the lapsed reservation in the same transaction (logging
 //!   `Expired` before its own change), as the in-memory store does.
