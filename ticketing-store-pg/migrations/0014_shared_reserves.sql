@@ -217,27 +217,26 @@ END
 $$;
 
 -- Takes p_qty units of a striped pool for one reserve: from a stripe with room that nobody
--- holds; else, when every stripe with room is in use, it queues for one of them (the first
--- from p_start: reserves spread over the stripes as they would over seats); else it refills
--- a stripe with a chunk of the pool's free units: the pool's row first (p_may_wait: waiting
--- for it, else only if nobody holds it), then the stripe it queued for or one nobody holds;
--- with every stripe busy, the units come from the pool's row itself. False when the pool's
--- free units are too few for the request, or its row is busy and may not be waited for: the
--- exclusive path then decides, with exact counters.
+-- holds (the first from p_start); else, every stripe with room being in use, from its own
+-- stripe p_start, queueing for it (taking a stripe's units holds it until commit, so
+-- reserves queue over all the stripes as they would over seats), refilled with a chunk of
+-- the pool's free units when it has too few: the pool's row is then taken (p_may_wait:
+-- waiting for it, else only if nobody holds it). False when the pool's free units are too
+-- few for the request, or its row is busy and may not be waited for: the exclusive path then
+-- decides, with exact counters.
 --
--- No deadlock: whoever holds a pool's row waits for none of its stripes (refills and the
--- fold trigger skip busy ones; only the drain waits, under the exclusive lock, when no
--- reserve holds one), so waiting for the row while holding a stripe is safe; a reserve
--- queues for one stripe of a pool, holding none of it that it took, and pools are taken in
--- index order. p_may_wait is for a request with this one GA item: with others, an older
--- function could hold this pool's row while waiting for another's this reserve holds.
+-- No deadlock: whoever holds a pool's row waits for none of its stripes (the fold trigger
+-- skips busy ones; only the drain waits, under the exclusive lock, when no reserve holds
+-- one), so waiting for the row while holding a stripe is safe; a reserve queues for one
+-- stripe of a pool, holding none of it that it took, and pools are taken in index order.
+-- p_may_wait is for a request with this one GA item: with others, an older function could
+-- hold this pool's row while waiting for another's this reserve holds.
 CREATE FUNCTION ticketing_take_striped(p_event text, p_pool_idx integer, p_stripes integer, p_qty integer,
                                        p_start integer, p_may_wait boolean)
 RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
     v_stripe smallint;
-    v_queued smallint;
     v_room boolean;
     v_chunk integer;
 BEGIN
@@ -246,54 +245,33 @@ BEGIN
     ORDER BY (stripe + p_stripes - p_start) % p_stripes
     LIMIT 1 FOR UPDATE SKIP LOCKED;
     IF NOT FOUND THEN
-        -- Stripes with room, all in use: queue for the first of them. Taking a stripe's
-        -- units holds it until commit, so without this every reserve beyond the stripe count
-        -- would refill through the pool's row, one at a time.
-        SELECT stripe INTO v_queued FROM pool_stripes
-        WHERE event_id = p_event AND pool_idx = p_pool_idx AND quota - taken >= p_qty
-        ORDER BY (stripe + p_stripes - p_start) % p_stripes
-        LIMIT 1;
-        IF FOUND THEN
-            SELECT quota - taken >= p_qty INTO v_room FROM pool_stripes
-            WHERE event_id = p_event AND pool_idx = p_pool_idx AND stripe = v_queued
-            FOR UPDATE;
-            IF v_room THEN
-                v_stripe := v_queued;
-            END IF;
-        END IF;
-    END IF;
-    IF v_stripe IS NULL THEN
-        -- A chunk of an eighth of the pool's capacity per stripe (at least the request, at
-        -- most what is free): refills are rare, and the last units still reach every stripe.
-        IF p_may_wait THEN
-            SELECT LEAST(capacity - held - sold - blocked - striped, GREATEST(p_qty, capacity / (8 * p_stripes)))
-            INTO v_chunk
-            FROM pools WHERE event_id = p_event AND idx = p_pool_idx FOR NO KEY UPDATE;
-        ELSE
-            SELECT LEAST(capacity - held - sold - blocked - striped, GREATEST(p_qty, capacity / (8 * p_stripes)))
-            INTO v_chunk
-            FROM pools WHERE event_id = p_event AND idx = p_pool_idx FOR NO KEY UPDATE SKIP LOCKED;
-        END IF;
-        IF v_chunk IS NULL OR v_chunk < p_qty THEN
+        SELECT quota - taken >= p_qty INTO v_room FROM pool_stripes
+        WHERE event_id = p_event AND pool_idx = p_pool_idx AND stripe = p_start
+        FOR UPDATE;
+        IF NOT FOUND THEN
             RETURN false;
         END IF;
-        -- The stripe it queued for (held already), or any stripe nobody holds (one this
-        -- transaction locked and found full counts); none: the units come straight from the
-        -- pool's row, which is held already.
-        v_stripe := v_queued;
-        IF v_stripe IS NULL THEN
-            SELECT stripe INTO v_stripe FROM pool_stripes
-            WHERE event_id = p_event AND pool_idx = p_pool_idx
-            ORDER BY (stripe + p_stripes - p_start) % p_stripes
-            LIMIT 1 FOR UPDATE SKIP LOCKED;
-            IF NOT FOUND THEN
-                UPDATE pools SET held = held + p_qty WHERE event_id = p_event AND idx = p_pool_idx;
-                RETURN true;
+        v_stripe := p_start;
+        IF NOT v_room THEN
+            -- A chunk of an eighth of the pool's capacity per stripe (at least the request,
+            -- at most what is free): refills are rare, and the last units still reach every
+            -- stripe.
+            IF p_may_wait THEN
+                SELECT LEAST(capacity - held - sold - blocked - striped, GREATEST(p_qty, capacity / (8 * p_stripes)))
+                INTO v_chunk
+                FROM pools WHERE event_id = p_event AND idx = p_pool_idx FOR NO KEY UPDATE;
+            ELSE
+                SELECT LEAST(capacity - held - sold - blocked - striped, GREATEST(p_qty, capacity / (8 * p_stripes)))
+                INTO v_chunk
+                FROM pools WHERE event_id = p_event AND idx = p_pool_idx FOR NO KEY UPDATE SKIP LOCKED;
             END IF;
+            IF v_chunk IS NULL OR v_chunk < p_qty THEN
+                RETURN false;
+            END IF;
+            UPDATE pools SET striped = striped + v_chunk WHERE event_id = p_event AND idx = p_pool_idx;
+            UPDATE pool_stripes SET quota = quota + v_chunk
+            WHERE event_id = p_event AND pool_idx = p_pool_idx AND stripe = v_stripe;
         END IF;
-        UPDATE pools SET striped = striped + v_chunk WHERE event_id = p_event AND idx = p_pool_idx;
-        UPDATE pool_stripes SET quota = quota + v_chunk
-        WHERE event_id = p_event AND pool_idx = p_pool_idx AND stripe = v_stripe;
     END IF;
     UPDATE pool_stripes SET taken = taken + p_qty
     WHERE event_id = p_event AND pool_idx = p_pool_idx AND stripe = v_stripe;
