@@ -466,7 +466,9 @@ BEGIN
                  ORDER BY q.stripes > 1, w.idx
         LOOP
             IF p.stripes > 1 THEN
-                IF NOT ticketing_take_striped(ev.id, p.idx, p.stripes, p.qty, abs(hashtext(p_id)) % p.stripes,
+                -- The hash widened first: abs() of the smallest integer is out of range.
+                IF NOT ticketing_take_striped(ev.id, p.idx, p.stripes, p.qty,
+                                              (abs(hashtext(p_id)::bigint) % p.stripes)::integer,
                                               cardinality(ev.pool_idx) = 1) THEN
                     RETURN NULL;
                 END IF;
