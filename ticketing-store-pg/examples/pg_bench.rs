@@ -1,18 +1,24 @@
 //! Throughput and latency of the PostgreSQL store against its practical limits, in one run.
 //!
 //! ```sh
-//! cargo run --release -p ticketing-store-pg --example pg_bench -- [seconds per case, default 5]
+//! cargo run --release -p ticketing-store-pg --example pg_bench -- [seconds per case, default 5] [cases]
 //! ```
+//!
+//! `cases` picks some of the cases below, comma-separated: `reserve` (1, 8 and 32 clients
+//! with pgbench's limits), `live`, `ga`, `coalescing`, `flash`; default all.
 //!
 //! On a 50,000-seat event, for 1, 8 and 32 concurrent clients: single-seat reserves/s and
 //! commits/s with p50/p99, and in the same run `pgbench` on the same server executing
 //! (a) the very statement the store sends for a reserve and (b) the seed documents'
-//! single-row conditional UPDATE, the practical limits. Then one GA unit per reserve at 32
-//! clients on a one-row pool and on one striped over 8 and over 32 counter rows. Then
-//! `Coalescing` off and on at 32 and 256 concurrent callers on one hot event, and at 256
-//! with a flash sale's requests (a client reservation id each, one in five for the best 2
-//! adjacent seats), reserving only and reserving then committing. Needs `DATABASE_URL` (default the local server) and
-//! `pgbench` on the PATH; works in a schema of its own, dropped at the end.
+//! single-row conditional UPDATE, the practical limits, and (a) again with
+//! `synchronous_commit = off`: what the two cores execute of the store's statement when no
+//! commit waits for its WAL flush, the ceiling of any rate through it. Then one GA unit per
+//! reserve at 32 clients on a one-row pool and on one striped over 8 and over 32 counter
+//! rows. Then `Coalescing` off and on at 32 and 256 concurrent callers on one hot event, and
+//! at 256 with a flash sale's requests (a client reservation id each, one in five for the
+//! best 2 adjacent seats), reserving only and reserving then committing. Needs
+//! `DATABASE_URL` (default the local server) and `pgbench` on the PATH; works in a schema of
+//! its own, dropped at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::process::Command;
@@ -166,13 +172,17 @@ fn flash_sale_request(n: u32) -> ReserveRequest {
     })
 }
 
-/// Runs pgbench with `script` for `clients` and returns its tps.
-fn pgbench(script: &str, clients: u32, seconds: u64) -> f64 {
+/// Runs pgbench with `script` for `clients` and returns its tps; `synchronous_commit` is the
+/// server setting its sessions run with ("on" waits for each commit's WAL flush).
+fn pgbench(script: &str, clients: u32, seconds: u64, synchronous_commit: &str) -> f64 {
     let path = std::env::temp_dir().join(format!("ticketing-pgbench-{}.sql", std::process::id()));
     std::fs::write(&path, script).unwrap();
     let options: sqlx::postgres::PgConnectOptions = database_url().parse().unwrap();
     let output = Command::new("pgbench")
-        .env("PGOPTIONS", format!("-c search_path={SCHEMA}"))
+        .env(
+            "PGOPTIONS",
+            format!("-c search_path={SCHEMA} -c synchronous_commit={synchronous_commit}"),
+        )
         .args(["-n", "-h", options.get_host()])
         .args(["-p", &options.get_port().to_string()])
         .args(["-U", options.get_username()])
@@ -222,11 +232,13 @@ async fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
     let duration = Duration::from_secs(seconds);
+    let cases = std::env::args().nth(2).unwrap_or_default();
+    let wanted = |case: &str| cases.is_empty() || cases.split(',').any(|c| c.trim() == case);
     println!(
         "{seconds} s per case, 50,000-seat event, DATABASE_URL={}",
         database_url()
     );
-    for clients in [1u32, 8, 32] {
+    for clients in [1u32, 8, 32].into_iter().filter(|_| wanted("reserve")) {
         let store = Arc::new(fresh_store(clients.max(8)).await);
         let reserving = store.clone();
         let reserves = drive(clients, duration, move |n| {
@@ -258,6 +270,11 @@ async fn main() {
             "{}",
             commits.line(&format!("reserve + commit, {clients} clients"))
         );
+        // The same SQL without waiting for WAL flushes: what the two cores execute of it at
+        // all, the ceiling of any reserve rate through this statement (on its own fresh
+        // event, as (a) below: every seat taken before is a cheaper refusal).
+        fresh_store(4).await;
+        let unflushed = pgbench(SAME_SQL, clients, seconds, "off");
         let store = fresh_store(4).await;
         for statement in [
             "CREATE TABLE IF NOT EXISTS bench_seats AS SELECT event_id, seat_id, 'available'::text AS status FROM seats",
@@ -265,18 +282,19 @@ async fn main() {
         ] {
             sqlx::query(statement).execute(store.pool()).await.unwrap();
         }
-        let same = pgbench(SAME_SQL, clients, seconds);
-        let seed = pgbench(SEED_UPDATE, clients, seconds);
+        let same = pgbench(SAME_SQL, clients, seconds, "on");
+        let seed = pgbench(SEED_UPDATE, clients, seconds, "on");
         println!(
-            "pgbench, {clients} clients: (a) same SQL {same:.0} tps, (b) seed UPDATE {seed:.0} tps; store reserve = {:.2} of (a), {:.2} of (b)",
+            "pgbench, {clients} clients: (a) same SQL {same:.0} tps, (b) seed UPDATE {seed:.0} tps, (a) with synchronous_commit off {unflushed:.0} tps; store reserve = {:.2} of (a), {:.2} of (b); half of (b) = {:.2} of (a) unflushed",
             reserves.per_second() / same,
-            reserves.per_second() / seed
+            reserves.per_second() / seed,
+            seed / 2.0 / unflushed
         );
     }
     // The same 8-client reserve, on an event that already has 100,000 live reservations
     // (seeded by SQL, each holding one GA unit until far in the future): nothing may scan them.
     let mut rates = Vec::new();
-    for live in [0u32, 100_000] {
+    for live in [0u32, 100_000].into_iter().filter(|_| wanted("live")) {
         let store = Arc::new(fresh_store(8).await);
         if live > 0 {
             sqlx::query(
@@ -317,14 +335,16 @@ async fn main() {
         );
         rates.push(outcome.per_second());
     }
-    println!(
-        "with 100,000 live reservations: {:.2} of the empty event's rate",
-        rates[1] / rates[0]
-    );
+    if let [empty, live] = rates[..] {
+        println!(
+            "with 100,000 live reservations: {:.2} of the empty event's rate",
+            live / empty
+        );
+    }
     // One GA unit per reserve at 32 clients: the pool's capacity on its one row, then striped
     // over 8 and 32 counter rows (migration 0014).
     let mut ga_rates = Vec::new();
-    for stripes in [1u16, 8, 32] {
+    for stripes in [1u16, 8, 32].into_iter().filter(|_| wanted("ga")) {
         let store = Arc::new(fresh_store(32).await);
         let ga = ticketing_core::PoolId::new("ga").unwrap();
         store
@@ -353,12 +373,14 @@ async fn main() {
         );
         ga_rates.push(outcome.per_second());
     }
-    println!(
-        "GA pool striped over 8 / 32 rows: {:.2}x / {:.2}x the one-row pool's rate at 32 clients",
-        ga_rates[1] / ga_rates[0],
-        ga_rates[2] / ga_rates[0]
-    );
-    for callers in [32u32, 256] {
+    if let [one, eight, thirty_two] = ga_rates[..] {
+        println!(
+            "GA pool striped over 8 / 32 rows: {:.2}x / {:.2}x the one-row pool's rate at 32 clients",
+            eight / one,
+            thirty_two / one
+        );
+    }
+    for callers in [32u32, 256].into_iter().filter(|_| wanted("coalescing")) {
         for coalesce in [false, true] {
             let store = fresh_store(32).await;
             let store: Arc<dyn InventoryStore> = if coalesce {
@@ -389,7 +411,7 @@ async fn main() {
     // The same with the flash sale's requests (before migration 0010 every one of them ran
     // on its own inside the batch), then with each buyer committing what it got (commit
     // batches: migrations 0011 and 0012).
-    for with_commit in [false, true] {
+    for with_commit in [false, true].into_iter().filter(|_| wanted("flash")) {
         for coalesce in [false, true] {
             let store = fresh_store(32).await;
             let store: Arc<dyn InventoryStore> = if coalesce {
