@@ -10,15 +10,16 @@
 //! On a 50,000-seat event, for 1, 8 and 32 concurrent clients: single-seat reserves/s and
 //! commits/s with p50/p99, and in the same run `pgbench` on the same server executing
 //! (a) the very statement the store sends for a reserve and (b) the seed documents'
-//! single-row conditional UPDATE, the practical limits, and (a) again with
-//! `synchronous_commit = off`: what the two cores execute of the store's statement when no
-//! commit waits for its WAL flush, the ceiling of any rate through it. Then one GA unit per
-//! reserve at 32 clients on a one-row pool and on one striped over 8 and over 32 counter
-//! rows. Then `Coalescing` off and on at 32 and 256 concurrent callers on one hot event, and
-//! at 256 with a flash sale's requests (a client reservation id each, one in five for the
-//! best 2 adjacent seats), reserving only and reserving then committing. Needs
-//! `DATABASE_URL` (default the local server) and `pgbench` on the PATH; works in a schema of
-//! its own, dropped at the end.
+//! single-row conditional UPDATE, the practical limits; (c) the writes every reserve makes
+//! (the seat, the reservation, its change) as one plain statement, as fast as any reserve on
+//! this schema can be; and (a) again with `synchronous_commit = off`, what the two cores
+//! execute of the store's statement when no commit waits for its WAL flush: the ceiling of
+//! any rate through it. Then one GA unit per reserve at 32 clients on a one-row pool and on
+//! one striped over 8 and over 32 counter rows. Then `Coalescing` off and on at 32 and 256
+//! concurrent callers on one hot event, and at 256 with a flash sale's requests (a client
+//! reservation id each, one in five for the best 2 adjacent seats), reserving only and
+//! reserving then committing. Needs `DATABASE_URL` (default the local server) and `pgbench`
+//! on the PATH; works in a schema of its own, dropped at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::process::Command;
@@ -219,6 +220,21 @@ SELECT ticketing_reserve(NULL, jsonb_build_object('event', 'bench', 'holder', 'p
     'rsv_' || md5(random()::text), '\x00'::bytea, 86400000);
 "#;
 
+/// (c) The writes every successful single-seat reserve makes - the seat taken, the
+/// reservation, its change - as one plain statement: no checks, no plpgsql, nothing read.
+const BARE_WRITES: &str = r#"\set seat random(0, 49999)
+WITH s AS (UPDATE seats SET status = 1, hold_expires_at = 9000000000000,
+                  reservation_id = 'rsv_' || :seat || '_' || :client_id || '_' || random()
+           WHERE event_id = 'bench' AND seat_id = 's' || :seat AND status = 0
+           RETURNING idx, seat_id, reservation_id),
+     r AS (INSERT INTO reservations (id, event_id, holder, status, seat_ids, seat_idx, pool_ids,
+                                     pool_idx, pool_qty, created_at, expires_at, token_hash)
+           SELECT s.reservation_id, 'bench', 'pgbench', 0, ARRAY[s.seat_id], ARRAY[s.idx], '{}',
+                  '{}', '{}', 0, 9000000000000, sha256('\x00'::bytea) FROM s RETURNING id)
+INSERT INTO pending_changes (event_id, at, kind)
+SELECT 'bench', 0, jsonb_build_object('type', 'reserved', 'reservation', r.id) FROM r;
+"#;
+
 /// (b) The seeds' single-row conditional UPDATE, toggling so that every call writes.
 const SEED_UPDATE: &str = r#"\set seat random(0, 49999)
 UPDATE bench_seats SET status = CASE status WHEN 'available' THEN 'held' ELSE 'available' END
@@ -275,6 +291,8 @@ async fn main() {
         // event, as (a) below: every seat taken before is a cheaper refusal).
         fresh_store(4).await;
         let unflushed = pgbench(SAME_SQL, clients, seconds, "off");
+        fresh_store(4).await;
+        let bare = pgbench(BARE_WRITES, clients, seconds, "on");
         let store = fresh_store(4).await;
         for statement in [
             "CREATE TABLE IF NOT EXISTS bench_seats AS SELECT event_id, seat_id, 'available'::text AS status FROM seats",
@@ -285,9 +303,11 @@ async fn main() {
         let same = pgbench(SAME_SQL, clients, seconds, "on");
         let seed = pgbench(SEED_UPDATE, clients, seconds, "on");
         println!(
-            "pgbench, {clients} clients: (a) same SQL {same:.0} tps, (b) seed UPDATE {seed:.0} tps, (a) with synchronous_commit off {unflushed:.0} tps; store reserve = {:.2} of (a), {:.2} of (b); half of (b) = {:.2} of (a) unflushed",
+            "pgbench, {clients} clients: (a) same SQL {same:.0} tps, (b) seed UPDATE {seed:.0} tps, (c) bare writes {bare:.0} tps, (a) with synchronous_commit off {unflushed:.0} tps; store reserve = {:.2} of (a), {:.2} of (b), {:.2} of (c); (c) = {:.2} of (b); half of (b) = {:.2} of (a) unflushed",
             reserves.per_second() / same,
             reserves.per_second() / seed,
+            reserves.per_second() / bare,
+            bare / seed,
             seed / 2.0 / unflushed
         );
     }
