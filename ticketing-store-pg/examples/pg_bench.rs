@@ -286,6 +286,25 @@ async fn main() {
             "{}",
             commits.line(&format!("reserve + commit, {clients} clients"))
         );
+        if clients > 8 {
+            // The same callers through a pool of 8 connections: two cores run 8 server
+            // processes better than 32 (pgbench's runs below have one connection per client).
+            let store = Arc::new(fresh_store(8).await);
+            let pooled = drive(clients, duration, move |n| {
+                let store = store.clone();
+                async move {
+                    match store.reserve(reserve_request(n, "bench")).await {
+                        Ok(_) | Err(Error::SeatUnavailable { .. }) => {}
+                        Err(other) => panic!("{other}"),
+                    }
+                }
+            })
+            .await;
+            println!(
+                "{}",
+                pooled.line(&format!("reserve, {clients} clients, 8 connections"))
+            );
+        }
         // The same SQL without waiting for WAL flushes: what the two cores execute of it at
         // all, the ceiling of any reserve rate through this statement (on its own fresh
         // event, as (a) below: every seat taken before is a cheaper refusal).
