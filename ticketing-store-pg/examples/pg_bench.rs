@@ -256,6 +256,18 @@ async fn main() {
         .unwrap_or(5);
     let duration = Duration::from_secs(seconds);
     let cases = std::env::args().nth(2).unwrap_or_default();
+    const CASES: [&str; 5] = ["reserve", "live", "ga", "coalescing", "flash"];
+    if let Some(unknown) = cases
+        .split(',')
+        .map(str::trim)
+        .find(|case| !case.is_empty() && !CASES.contains(case))
+    {
+        eprintln!(
+            "unknown case {unknown:?}: the cases are {}",
+            CASES.join(", ")
+        );
+        std::process::exit(2);
+    }
     let wanted = |case: &str| cases.is_empty() || cases.split(',').any(|c| c.trim() == case);
     println!(
         "{seconds} s per case, 50,000-seat event, DATABASE_URL={}",
