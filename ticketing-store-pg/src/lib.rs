@@ -3,7 +3,7 @@
 //! The PostgreSQL backend of [`ticketing_core`]: inventory that survives restarts and is
 //! shared by every application instance.
 //!
-//! **Status: in progress.** [`PgStore`] implements every
+//! [`PgStore`] implements every
 //! [`InventoryStore`](ticketing_core::InventoryStore) operation, each one statement (a plpgsql
 //! function installed by the migrations), and passes the whole conformance kit against a real server
 //! (`tests/conformance.rs`). `reserve_batch` is one round trip (every event of the batch locked
@@ -86,7 +86,7 @@
 //! the other, and `tests/batch_equivalence.rs` compares its answers and every table it
 //! writes with `reserve` called one request at a time.
 //!
-//! ## Design (what is built and what comes next)
+//! ## Design
 //!
 //! - **A schema per store.** Every connection sets `search_path` to the configured schema
 //!   (startup parameter), so SQL names are unqualified and stores, tenants and parallel tests
@@ -96,8 +96,8 @@
 //!   start together wait for each other instead of racing, and no session-level lock is left
 //!   behind a pooler.
 //! - **One statement per operation.** Events are created with one statement of CTEs (event,
-//!   seats, pools, change 1). The reservation operations will be plpgsql functions installed
-//!   by the migrations, called with one statement and answering one `jsonb` document (the
+//!   seats, pools, change 1). The reservation operations are plpgsql functions installed by
+//!   the migrations, called with one statement and answering one `jsonb` document (the
 //!   result or the error with its data), so each costs one round trip.
 //! - **Lock order**: the event's advisory lock (exclusive or shared), then its row, then
 //!   seat rows by layout index, pool rows, stripes, reservation rows. Nobody holding a
