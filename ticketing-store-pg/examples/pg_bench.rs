@@ -146,6 +146,25 @@ where
     outcome
 }
 
+/// `clients` tasks reserving one seat each call (`reserve_request`), a taken seat counting as
+/// an answer like any other, for `duration`.
+async fn drive_seat_reserves(
+    store: Arc<dyn InventoryStore>,
+    clients: u32,
+    duration: Duration,
+) -> Outcome {
+    drive(clients, duration, move |n| {
+        let store = store.clone();
+        async move {
+            match store.reserve(reserve_request(n, "bench")).await {
+                Ok(_) | Err(Error::SeatUnavailable { .. }) => {}
+                Err(other) => panic!("{other}"),
+            }
+        }
+    })
+    .await
+}
+
 fn reserve_request(n: u32, holder: &str) -> ReserveRequest {
     ReserveRequest::new(
         EventId::new("bench").unwrap(),
@@ -275,17 +294,7 @@ async fn main() {
     );
     for clients in [1u32, 8, 32].into_iter().filter(|_| wanted("reserve")) {
         let store = Arc::new(fresh_store(clients.max(8)).await);
-        let reserving = store.clone();
-        let reserves = drive(clients, duration, move |n| {
-            let store = reserving.clone();
-            async move {
-                match store.reserve(reserve_request(n, "bench")).await {
-                    Ok(_) | Err(Error::SeatUnavailable { .. }) => {}
-                    Err(other) => panic!("{other}"),
-                }
-            }
-        })
-        .await;
+        let reserves = drive_seat_reserves(store.clone(), clients, duration).await;
         println!("{}", reserves.line(&format!("reserve, {clients} clients")));
         let committing = store.clone();
         let commits = drive(clients, duration, move |n| {
@@ -308,17 +317,8 @@ async fn main() {
         if clients > 8 {
             // The same callers through a pool of 8 connections: two cores run 8 server
             // processes better than 32 (pgbench's runs below have one connection per client).
-            let store = Arc::new(fresh_store(8).await);
-            let pooled = drive(clients, duration, move |n| {
-                let store = store.clone();
-                async move {
-                    match store.reserve(reserve_request(n, "bench")).await {
-                        Ok(_) | Err(Error::SeatUnavailable { .. }) => {}
-                        Err(other) => panic!("{other}"),
-                    }
-                }
-            })
-            .await;
+            let pooled =
+                drive_seat_reserves(Arc::new(fresh_store(8).await), clients, duration).await;
             println!(
                 "{}",
                 pooled.line(&format!("reserve, {clients} clients, 8 connections"))
@@ -376,17 +376,7 @@ async fn main() {
                 .await
                 .unwrap();
         }
-        let reserving = store.clone();
-        let outcome = drive(8, duration, move |n| {
-            let store = reserving.clone();
-            async move {
-                match store.reserve(reserve_request(n, "bench")).await {
-                    Ok(_) | Err(Error::SeatUnavailable { .. }) => {}
-                    Err(other) => panic!("{other}"),
-                }
-            }
-        })
-        .await;
+        let outcome = drive_seat_reserves(store.clone(), 8, duration).await;
         println!(
             "{}",
             outcome.line(&format!("reserve, 8 clients, {live} live reservations"))
@@ -453,16 +443,7 @@ async fn main() {
             } else {
                 Arc::new(store)
             };
-            let outcome = drive(callers, duration, move |n| {
-                let store = store.clone();
-                async move {
-                    match store.reserve(reserve_request(n, "bench")).await {
-                        Ok(_) | Err(Error::SeatUnavailable { .. }) => {}
-                        Err(other) => panic!("{other}"),
-                    }
-                }
-            })
-            .await;
+            let outcome = drive_seat_reserves(store, callers, duration).await;
             let label = format!(
                 "reserve, {callers} callers, coalescing {}",
                 if coalesce { "on" } else { "off" }
